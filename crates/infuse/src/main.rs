@@ -1,0 +1,33 @@
+//! The `infuse` command-line program: a thin layer over the infuse libraries.
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+mod cli;
+
+#[derive(Parser)]
+#[command(name = "infuse", version, about = "Turn a general Llama 3 base model into a domain model, on your own machines")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate a completion (or a chat answer with --chat).
+    Generate(cli::model::GenerateArgs),
+    /// Score a text: token ids, per-token log-probabilities and mean NLL as JSON.
+    Score(cli::model::ScoreArgs),
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Generate(args) => cli::model::generate(args),
+        Command::Score(args) => cli::model::score(args),
+    }
+}
