@@ -8,6 +8,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 mod assets;
+mod bench;
 
 #[derive(Parser)]
 #[command(name = "xtask", about = "infuse project automation")]
@@ -25,6 +26,21 @@ enum Cmd {
         /// The question to ask.
         #[arg(long, default_value = "What is the capital of France?")]
         prompt: String,
+    },
+    /// Benchmarks: infuse next to a peer measured in the same run, printed as ratios.
+    Bench {
+        #[command(subcommand)]
+        which: BenchCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCmd {
+    /// Forward and greedy-decode tokens/s on SmolLM2-135M vs PyTorch + transformers.
+    Model {
+        /// Python with torch + transformers for the PyTorch column.
+        #[arg(long)]
+        python: Option<PathBuf>,
     },
 }
 
@@ -59,5 +75,8 @@ fn main() -> Result<()> {
     match cli.command {
         Cmd::FetchAssets => assets::fetch_all(),
         Cmd::Quickstart { prompt } => quickstart(&prompt),
+        Cmd::Bench { which } => match which {
+            BenchCmd::Model { python } => bench::model(python.as_deref()),
+        },
     }
 }

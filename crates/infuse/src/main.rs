@@ -19,6 +19,8 @@ enum Command {
     Generate(cli::model::GenerateArgs),
     /// Score a text: token ids, per-token log-probabilities and mean NLL as JSON.
     Score(cli::model::ScoreArgs),
+    /// Convert a model (HF directory or GGUF) into a HF directory (safetensors + tokenizer).
+    Convert(cli::model::ConvertArgs),
 }
 
 fn main() -> Result<()> {
@@ -29,5 +31,6 @@ fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Generate(args) => cli::model::generate(args),
         Command::Score(args) => cli::model::score(args),
+        Command::Convert(args) => cli::model::convert(args),
     }
 }

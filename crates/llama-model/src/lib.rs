@@ -40,7 +40,9 @@ pub use config::{HfLlamaConfig, HfRopeScaling, LlamaConfig, RopeScaling, TokenId
 pub use device::{default_device, parse_device, parse_dtype};
 pub use error::Error;
 pub use gguf_tokenizer::{tokenizer_from_gguf, tokenizer_json as gguf_tokenizer_json};
-pub use loader::{LoadOptions, ModelFormat, Pretrained, guess_chat_template, load_config, load_model, load_pretrained, load_tokenizer};
+pub use loader::{LoadOptions, ModelFormat, Pretrained, guess_chat_template, load_config, load_model, load_pretrained, load_tokenizer,
+    save_pretrained,
+};
 pub use model::{Attention, DecoderLayer, ForwardOptions, KvCache, Llama, Mlp, ids_tensor};
 pub use rope::{Rope, apply_rotary, inverse_frequencies};
 pub use safetensors_io::{SafetensorsCheckpoint, SaveOptions, save_hf, write_atomic};

@@ -95,6 +95,14 @@ pub fn load_pretrained(path: impl AsRef<Path>, options: &LoadOptions) -> Result<
     Ok(Pretrained { model, tokenizer, hf_config: Some(hf), path: path.to_owned(), format: ModelFormat::HfSafetensors })
 }
 
+/// Save a loaded model in HF layout with its tokenizer (`tokenizer.json`, `tokenizer_config.json`
+/// with the chat template): e.g. a GGUF converted to a directory transformers and infuse both load.
+pub fn save_pretrained(pretrained: &Pretrained, dir: &Path, options: &crate::SaveOptions) -> Result<()> {
+    crate::save_hf(&pretrained.model, dir, pretrained.hf_config.as_ref(), options)?;
+    pretrained.tokenizer.save(dir)?;
+    Ok(())
+}
+
 /// Load only a model (no tokenizer needed), e.g. for training from token stores.
 pub fn load_model(path: impl AsRef<Path>, options: &LoadOptions) -> Result<(Llama, Option<HfLlamaConfig>)> {
     let path = path.as_ref();

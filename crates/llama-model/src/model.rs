@@ -8,7 +8,7 @@ use burn::nn::{Embedding, Linear, RmsNorm};
 use burn::prelude::*;
 use burn::tensor::DType;
 use burn::tensor::activation::silu;
-use burn::tensor::module::{attention, linear};
+use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 
 use crate::config::LlamaConfig;
@@ -259,7 +259,13 @@ impl Llama {
     pub fn logits(&self, hidden: Tensor<3>) -> Tensor<3> {
         match &self.lm_head {
             Some(head) => head.forward(hidden),
-            None => linear(hidden, self.embed_tokens.weight.val().transpose(), None),
+            None => {
+                // `[B*T, D] @ [V, D]^T` as one 2-D matmul: the strided GEMM reads the embedding
+                // transposed in place instead of materializing a `[D, V]` copy.
+                let [b, t, d] = hidden.dims();
+                let v = self.config.vocab_size;
+                hidden.reshape([b * t, d]).matmul(self.embed_tokens.weight.val().transpose()).reshape([b, t, v])
+            }
         }
     }
 

@@ -164,13 +164,15 @@ pub fn build_model(config: &LlamaConfig, source: &dyn WeightSource, options: &Bu
                 expected,
             });
         }
+        // Projections are stored `[in, out]` and contiguous: transposing on the host once here keeps
+        // burn's `linear` from copying a strided weight on every call.
+        let data = if w.is_linear() { transpose_host(data, expected[0], expected[1]) } else { data };
         let t = if expected.len() == 1 {
             Tensor::<1>::from_data(data, device).reshape([1, expected[0]])
         } else {
             Tensor::<2>::from_data(data, device)
-        }
-        .cast(options.dtype);
-        Ok(if w.is_linear() { t.transpose() } else { t })
+        };
+        Ok(t.cast(options.dtype))
     };
     let lin = |w: Weight| -> Result<Linear> { Ok(Linear { weight: Param::from_tensor(get(w)?), bias: None }) };
     let norm = |w: Weight| -> Result<RmsNorm> {
@@ -208,6 +210,22 @@ pub fn build_model(config: &LlamaConfig, source: &dyn WeightSource, options: &Bu
         rope: Rope::new(config, device),
         config: config.clone(),
     })
+}
+
+/// Transpose a row-major `[rows, cols]` tensor on the host (any element size).
+fn transpose_host(data: TensorData, rows: usize, cols: usize) -> TensorData {
+    let dtype = data.dtype();
+    let size = dtype.size();
+    let src = data.as_bytes();
+    let mut dst = vec![0u8; src.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            let from = (r * cols + c) * size;
+            let to = (c * rows + r) * size;
+            dst[to..to + size].copy_from_slice(&src[from..from + size]);
+        }
+    }
+    TensorData::from_bytes_vec(dst, [cols, rows], dtype)
 }
 
 /// A randomly initialized model (for tests and from-scratch training), weights `N(0, std)` and norms 1.

@@ -186,6 +186,30 @@ impl Tokenizer {
         self.inner.decode(ids, mode == Decode::SkipSpecial).map_err(|e| Error::Tokenize(e.to_string()))
     }
 
+    /// Write `tokenizer.json` and `tokenizer_config.json` (special tokens, `add_bos_token`, chat
+    /// template) into `dir`, so transformers and infuse load the same tokenizer back.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let io = |path: PathBuf| move |source| Error::Io { path, source };
+        std::fs::create_dir_all(dir).map_err(io(dir.to_owned()))?;
+        let json = self.inner.to_string(false).map_err(|e| Error::Tokenize(e.to_string()))?;
+        write_atomic(&dir.join("tokenizer.json"), json.as_bytes())?;
+        let name = |id: Option<u32>| id.and_then(|i| self.inner.id_to_token(i));
+        let mut config = serde_json::json!({
+            "tokenizer_class": "PreTrainedTokenizerFast",
+            "bos_token": name(self.special.bos),
+            "eos_token": name(self.special.eos.first().copied()),
+            "pad_token": name(self.special.pad),
+            "add_bos_token": self.special.add_bos,
+            "clean_up_tokenization_spaces": false,
+            "model_max_length": 1_000_000_000_000_000_000u64,
+        });
+        if let Some(t) = &self.chat_template {
+            config["chat_template"] = t.source().into();
+        }
+        let text = serde_json::to_string_pretty(&config).map_err(|e| Error::Tokenize(e.to_string()))?;
+        write_atomic(&dir.join("tokenizer_config.json"), text.as_bytes())
+    }
+
     /// True when `id` ends generation.
     pub fn is_eos(&self, id: u32) -> bool {
         self.special.eos.contains(&id)
@@ -230,6 +254,16 @@ impl Tokenizer {
         }
         Ok(())
     }
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write as _;
+    let io = |source| Error::Io { path: path.to_owned(), source };
+    let tmp = path.with_extension("json.tmp");
+    let mut f = std::fs::File::create(&tmp).map_err(io)?;
+    f.write_all(bytes).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
 }
 
 /// The fields of `tokenizer_config.json` that matter here.

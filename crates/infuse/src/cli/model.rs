@@ -140,3 +140,30 @@ pub(crate) fn score(args: ScoreArgs) -> Result<()> {
     writeln!(std::io::stdout(), "{out}")?;
     Ok(())
 }
+
+/// `infuse convert`: write a model (HF directory or GGUF) as a HF directory with its tokenizer.
+#[derive(Args, Debug)]
+pub(crate) struct ConvertArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Output directory.
+    #[arg(long)]
+    output: PathBuf,
+    /// Dtype on disk: f32, bf16, f16.
+    #[arg(long, default_value = "bf16")]
+    save_dtype: String,
+    /// Shard size limit in MB (0 = one file).
+    #[arg(long, default_value_t = 0)]
+    max_shard_mb: u64,
+}
+
+pub(crate) fn convert(args: ConvertArgs) -> Result<()> {
+    let p = args.model.load()?;
+    let options = infuse_llama_model::SaveOptions {
+        dtype: parse_dtype(&args.save_dtype)?,
+        max_shard_bytes: (args.max_shard_mb > 0).then_some(args.max_shard_mb * 1_000_000),
+    };
+    infuse_llama_model::save_pretrained(&p, &args.output, &options)?;
+    tracing::info!(output = %args.output.display(), "saved");
+    Ok(())
+}
