@@ -295,3 +295,22 @@ fn missing_tensor_and_wrong_path_are_clear_errors() {
     let err = load_model(dir.path(), &options()).err().expect("must fail");
     assert!(err.to_string().contains("model.layers.2."), "{err}");
 }
+
+#[test]
+fn bf16_compute_stays_close_to_f32() {
+    let dir = fixtures().join("gqa_tied");
+    let r = reference(&dir, "reference.json");
+    let bf16 = LoadOptions { dtype: burn::tensor::DType::BF16, ..LoadOptions::default() };
+    let (model, _) = load_model(&dir, &bf16).expect("load bf16");
+    let input = ids(&r["single"]["input_ids"]);
+    let logits = model.forward(ids_tensor(&input, &model.device()), &ForwardOptions::default(), None).expect("forward");
+    let got = to_vec(logits);
+    let want = ref_tensor(&dir, &r["single"]["logits"]);
+    // bf16 keeps 8 mantissa bits: logits agree to a few percent on average (relative L1) and the
+    // argmax almost everywhere.
+    let l1: f32 = got.iter().zip(&want).map(|(g, w)| (g - w).abs()).sum::<f32>() / want.iter().map(|w| w.abs()).sum::<f32>();
+    assert!(l1 < 0.03, "relative L1 {l1}");
+    let v = model.config().vocab_size;
+    let agree = got.chunks(v).zip(want.chunks(v)).filter(|(g, w)| argmax(g) == argmax(w)).count();
+    assert!(agree * 10 >= input.len() * 9, "argmax agreement {agree}/{}", input.len());
+}
