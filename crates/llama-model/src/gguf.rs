@@ -291,7 +291,7 @@ impl GgufFile {
             })?;
             let offset = r.u64()? as usize;
             let info = GgufTensorInfo { name: name.clone(), dims, ggml_type, offset };
-            if info.dims[0] % ggml_type.block().0 != 0 {
+            if !info.dims[0].is_multiple_of(ggml_type.block().0) {
                 return Err(r.err(format!("tensor `{name}`: row length {} is not a multiple of the block size", info.dims[0])));
             }
             tensors.insert(name, info);

@@ -40,6 +40,7 @@ impl Default for LoadOptions {
 }
 
 /// A loaded model with its tokenizer.
+#[derive(Debug)]
 pub struct Pretrained {
     /// The model.
     pub model: Llama,
@@ -151,10 +152,10 @@ fn load_hf_tokenizer(dir: &Path, config: &LlamaConfig) -> Result<Tokenizer> {
         special.eos.insert(0, *id);
     }
     tokenizer.set_special(special);
-    if tokenizer.chat_template().is_none() {
-        if let Some(t) = guess_chat_template(&tokenizer) {
-            tokenizer.set_chat_template(t);
-        }
+    if tokenizer.chat_template().is_none()
+        && let Some(t) = guess_chat_template(&tokenizer)
+    {
+        tokenizer.set_chat_template(t);
     }
     Ok(tokenizer)
 }

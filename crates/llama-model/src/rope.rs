@@ -23,6 +23,8 @@ pub fn inverse_frequencies(config: &LlamaConfig) -> Vec<f32> {
                 .map(|&f| {
                     let wavelen = 2.0 * std::f32::consts::PI / f;
                     let scaled = if wavelen > low_freq_wavelen { f / factor } else { f };
+                    // Written as transformers writes it (`~(a < b) & ~(a > c)`).
+                    #[allow(clippy::neg_cmp_op_on_partial_ord)]
                     let is_medium = !(wavelen < high_freq_wavelen) && !(wavelen > low_freq_wavelen);
                     if is_medium {
                         let smooth = (old_len / wavelen - low) / (high - low);

@@ -188,7 +188,9 @@ pub fn save_hf(model: &Llama, dir: &Path, base_config: Option<&HfLlamaConfig>, o
             size = 0;
         }
         size += bytes.len() as u64;
-        shards.last_mut().map(|s| s.push(i));
+        if let Some(s) = shards.last_mut() {
+            s.push(i);
+        }
     }
     let n = shards.len();
     let mut weight_map = BTreeMap::new();

@@ -232,7 +232,7 @@ fn truncated_safetensors_is_a_clear_error() {
     let file = dir.path().join("model.safetensors");
     let bytes = std::fs::read(&file).expect("read");
     std::fs::write(&file, &bytes[..bytes.len() / 2]).expect("truncate");
-    let err = load_model(dir.path(), &options()).err().expect("must fail");
+    let err = load_model(dir.path(), &options()).expect_err("must fail");
     assert!(matches!(err, Error::InvalidSafetensors { .. }), "{err}");
     assert!(err.to_string().contains("model.safetensors"), "{err}");
 }
@@ -246,7 +246,7 @@ fn header_offset_past_the_file_is_a_clear_error() {
     bytes.extend_from_slice(header.as_bytes());
     bytes.extend_from_slice(&[0u8; 256]);
     std::fs::write(&file, bytes).expect("write");
-    let err = load_model(dir.path(), &options()).err().expect("must fail");
+    let err = load_model(dir.path(), &options()).expect_err("must fail");
     assert!(matches!(err, Error::InvalidSafetensors { .. }), "{err}");
     assert!(err.to_string().contains("model.safetensors"), "{err}");
 }
@@ -254,7 +254,7 @@ fn header_offset_past_the_file_is_a_clear_error() {
 #[test]
 fn gguf_with_unknown_tensor_type_is_a_clear_error() {
     let path = fixtures().join("gqa_tied_gguf/model-bad-type.gguf");
-    let err = load_model(&path, &options()).err().expect("must fail");
+    let err = load_model(&path, &options()).expect_err("must fail");
     let msg = err.to_string();
     assert!(msg.contains("model-bad-type.gguf") && msg.contains("99") && msg.contains("blk.0.attn_q.weight"), "{msg}");
 }
@@ -266,7 +266,7 @@ fn config_with_zero_heads_is_a_clear_error() {
     let mut cfg: Value = serde_json::from_str(&std::fs::read_to_string(&cfg_path).expect("read")).expect("json");
     cfg["num_attention_heads"] = 0.into();
     std::fs::write(&cfg_path, cfg.to_string()).expect("write");
-    let err = load_model(dir.path(), &options()).err().expect("must fail");
+    let err = load_model(dir.path(), &options()).expect_err("must fail");
     let msg = err.to_string();
     assert!(msg.contains("config.json") && msg.contains("num_attention_heads"), "{msg}");
 }
@@ -275,14 +275,14 @@ fn config_with_zero_heads_is_a_clear_error() {
 fn missing_tokenizer_is_a_clear_error() {
     let dir = copy_case("mqa_headdim");
     let _ = std::fs::remove_file(dir.path().join("tokenizer.json"));
-    let err = load_pretrained(dir.path(), &options()).err().expect("must fail");
+    let err = load_pretrained(dir.path(), &options()).expect_err("must fail");
     assert!(matches!(err, Error::MissingTokenizer { .. }), "{err}");
     assert!(err.to_string().contains("tokenizer.json"), "{err}");
 }
 
 #[test]
 fn missing_tensor_and_wrong_path_are_clear_errors() {
-    let err = load_model("/nonexistent/model", &options()).err().expect("must fail");
+    let err = load_model("/nonexistent/model", &options()).expect_err("must fail");
     assert!(err.to_string().contains("/nonexistent/model"), "{err}");
     let dir = copy_case("gqa_tied");
     // A checkpoint written without the final norm.
@@ -292,7 +292,7 @@ fn missing_tensor_and_wrong_path_are_clear_errors() {
     let mut cfg: Value = serde_json::from_str(&std::fs::read_to_string(&cfg_path).expect("read")).expect("json");
     cfg["num_hidden_layers"] = 3.into();
     std::fs::write(&cfg_path, cfg.to_string()).expect("write");
-    let err = load_model(dir.path(), &options()).err().expect("must fail");
+    let err = load_model(dir.path(), &options()).expect_err("must fail");
     assert!(err.to_string().contains("model.layers.2."), "{err}");
 }
 
