@@ -34,10 +34,10 @@ pub(crate) fn smollm2_hf_dir() -> Result<PathBuf> {
     if !dir.join("config.json").is_file() {
         let gguf = assets::assets_root().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
         let status = cargo()
-            .args(["run", "--release", "-q", "-p", "infuse", "--", "convert", "--save-dtype", "f32", "--model"])
+            .args(["run", "--release", "-q", "-p", "infuse-llama-model", "--example", "convert", "--"])
             .arg(&gguf)
-            .arg("--output")
             .arg(&dir)
+            .arg("f32")
             .status()?;
         anyhow::ensure!(status.success(), "infuse convert failed");
     }
