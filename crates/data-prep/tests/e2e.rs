@@ -1,0 +1,545 @@
+//! End-to-end: the messy fixture corpus through `run_prep`, checking what was kept, removed and
+//! replaced, that outputs are byte-identical across runs, and that a 2-shard run keeps the same
+//! documents as a single-process run.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use infuse_data_prep::config::Stage;
+use infuse_data_prep::pii::PiiKind;
+use infuse_data_prep::{PrepConfig, PrepReport, Shard, TokenStore, run_prep};
+use infuse_text::{Decode, Tokenizer};
+use serde_json::Value;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+fn config(out: &Path) -> PrepConfig {
+    let f = fixtures();
+    let toml = format!(
+        r#"
+output_dir = "{out}"
+tokenizer = "{f}/tokenizer/tokenizer.json"
+seq_len = 256
+seed = 7
+batch_size = 4
+
+[pii]
+names = ["Marta Kowalska"]
+
+[compliance]
+blocklist = ["Project Nightingale"]
+max_blocklist_hits = 1
+blocked_domains = ["leaked.example"]
+
+[mix]
+valid_fraction = 0.2
+
+[[sources]]
+name = "domain"
+paths = ["{f}/domain"]
+weight = 0.7
+max_epochs = 2
+
+[[sources]]
+name = "general"
+kind = "text"
+paths = ["{f}/general"]
+weight = 0.3
+
+[[sources]]
+name = "code"
+kind = "code"
+paths = ["{f}/repo"]
+weight = 0.1
+
+[[sft]]
+name = "chat"
+paths = ["{f}/sft.jsonl"]
+
+[[preference]]
+name = "prefs"
+paths = ["{f}/preference.jsonl"]
+
+[chat]
+chat_template = "llama3"
+valid_fraction = 0.0
+"#,
+        out = out.display(),
+        f = f.display()
+    );
+    PrepConfig::from_str_with(&toml, false, &[]).expect("config")
+}
+
+fn read_jsonl(p: &Path) -> Vec<Value> {
+    std::fs::read_to_string(p)
+        .expect("read")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect()
+}
+
+fn ids(p: &Path) -> BTreeSet<String> {
+    read_jsonl(p)
+        .iter()
+        .map(|v| v["id"].as_str().expect("id").to_owned())
+        .collect()
+}
+
+fn source<'a>(r: &'a PrepReport, name: &str) -> &'a infuse_data_prep::report::SourceReport {
+    r.sources.iter().find(|s| s.name == name).expect("source")
+}
+
+/// All files under `dir` with their bytes, by relative path.
+fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("dir") {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push((
+                    p.strip_prefix(dir).expect("prefix").display().to_string(),
+                    std::fs::read(&p).expect("read"),
+                ));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn messy_corpus_end_to_end() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = tmp.path().join("out");
+    let report = run_prep(&config(&out)).expect("prep");
+
+    // --- domain: bad lines are counted with their line numbers, nothing crashed.
+    let d = source(&report, "domain");
+    let issue = |k: &str| d.issues.get(k).copied().unwrap_or(0);
+    assert_eq!(
+        (
+            issue("malformed_json"),
+            issue("invalid_utf8"),
+            issue("missing_field"),
+            issue("wrong_type"),
+            issue("empty_text"),
+            issue("not_an_object"),
+            issue("empty_file")
+        ),
+        (1, 1, 1, 1, 1, 1, 1),
+        "{:?}",
+        d.issues
+    );
+    let lines: BTreeSet<(String, u64)> = d
+        .issue_list
+        .iter()
+        .filter_map(|i| {
+            i.line.map(|l| {
+                (
+                    i.path
+                        .file_name()
+                        .expect("name")
+                        .to_string_lossy()
+                        .into_owned(),
+                    l,
+                )
+            })
+        })
+        .collect();
+    for l in [4, 6, 8, 10, 12, 13] {
+        assert!(
+            lines.contains(&("docs.jsonl".to_owned(), l)),
+            "line {l} missing from {lines:?}"
+        );
+    }
+    assert_eq!(d.records_in, 15, "21 lines - 6 bad");
+
+    // --- removed per reason.
+    let removed = |r: &str| d.removed.get(r).map_or(0, |x| x.count);
+    assert_eq!(
+        removed("near_duplicate"),
+        2,
+        "{:?}",
+        d.removed.keys().collect::<Vec<_>>()
+    );
+    assert_eq!(removed("gopher_short_doc"), 1);
+    assert_eq!(removed("garbled_text"), 1);
+    assert_eq!(removed("compliance_blocklist"), 1);
+    assert_eq!(removed("compliance_blocked_domain"), 1);
+    assert_eq!(d.removed_total(), 7, "{:?}", d.removed);
+    let dup_examples: Vec<&str> = d.removed["near_duplicate"]
+        .examples
+        .iter()
+        .map(|e| e.detail.as_str())
+        .collect();
+    assert!(
+        dup_examples.contains(&"duplicate of d02") && dup_examples.contains(&"duplicate of d04"),
+        "{dup_examples:?}"
+    );
+    let kept = ids(&out.join("clean/domain.jsonl"));
+    let expected: BTreeSet<String> = ["d00", "d01", "d02", "d03", "d04", "d05-pii", "d08", "d09"]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+    assert_eq!(kept, expected);
+    assert_eq!(d.records_out, 8);
+
+    // --- replaced: every PII type, no raw value left, metadata kept, mojibake repaired.
+    let docs = read_jsonl(&out.join("clean/domain.jsonl"));
+    let pii_doc = docs.iter().find(|v| v["id"] == "d05-pii").expect("pii doc");
+    let text = pii_doc["text"].as_str().expect("text");
+    for raw in [
+        "marta.kowalska@example.com",
+        "7946 0958",
+        "123-4567",
+        "203.0.113.42",
+        "2001:db8",
+        "4111 1111",
+        "GB82",
+        "Sup3rSecret",
+        "AKIAIOSFODNN7EXAMPLE",
+        "ghp_",
+        "xoxb-",
+        "hunter2",
+        "9fK2xQ7pL4vB8nZ3mW6tR1yH5cJ0dG",
+        "MIIEowIBAAKCAQEA7v",
+        "Marta Kowalska",
+    ] {
+        assert!(!text.contains(raw), "{raw} survived in {text}");
+    }
+    for ph in [
+        "<EMAIL>",
+        "<PHONE>",
+        "<IP_ADDRESS>",
+        "<CREDIT_CARD>",
+        "<IBAN>",
+        "<CREDENTIALS>",
+        "<SECRET>",
+        "<NAME>",
+    ] {
+        assert!(text.contains(ph), "{ph} missing in {text}");
+    }
+    assert_eq!(pii_doc["lang"], "en");
+    for kind in PiiKind::ALL {
+        assert!(d.pii.get(kind) >= 1, "{kind:?} not counted: {:?}", d.pii);
+    }
+    assert_eq!(d.pii_documents, 1);
+    let d03 = docs.iter().find(|v| v["id"] == "d03").expect("d03");
+    assert!(d03["text"].as_str().expect("text").contains("café"));
+    assert_eq!(
+        docs.iter().find(|v| v["id"] == "d00").expect("d00")["url"],
+        "https://wiki.example/pumps"
+    );
+
+    // --- general (folder) and code sources.
+    let g = source(&report, "general");
+    assert_eq!(
+        (g.issues.get("empty_file"), g.issues.get("binary")),
+        (Some(&1), Some(&1))
+    );
+    assert_eq!(ids(&out.join("clean/general.jsonl")).len(), 3);
+    let c = source(&report, "code");
+    assert_eq!(c.skipped_files.get("code_skip_lock_file"), Some(&1));
+    assert_eq!(c.skipped_files.get("code_skip_generated"), Some(&2));
+    assert_eq!(c.skipped_files.get("code_skip_unknown_language"), Some(&1));
+    assert_eq!(
+        c.removed.get("code_max_line_length").map(|r| r.count),
+        Some(1)
+    );
+    let code = read_jsonl(&out.join("clean/code.jsonl"));
+    let langs: BTreeSet<(String, String)> = code
+        .iter()
+        .map(|v| {
+            (
+                v["id"].as_str().expect("id").to_owned(),
+                v["language"].as_str().expect("lang").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        langs,
+        [
+            ("src/main.rs".to_owned(), "Rust".to_owned()),
+            ("src/util.py".to_owned(), "Python".to_owned())
+        ]
+        .into()
+    );
+
+    // --- CPT token stores: every complete document is [BOS] ... [EOS], positions restart.
+    let tok = Tokenizer::from_file(fixtures().join("tokenizer/tokenizer.json")).expect("tokenizer");
+    let (bos, eos) = (tok.special().bos.expect("bos"), tok.special().eos[0]);
+    let train = TokenStore::open(out.join("cpt/train")).expect("train store");
+    assert!(train.num_sequences() > 0);
+    assert!(train.meta().shuffled);
+    let mut total = 0u64;
+    let mut starts_with_bos = 0;
+    for i in 0..train.num_sequences() {
+        let s = train.sequence(i).expect("seq");
+        assert!(s.len() <= 256);
+        total += s.len() as u64;
+        let pos = s.position_ids();
+        for (a, b) in s.documents() {
+            assert_eq!(pos[a], 0);
+            if s.tokens[a] == bos {
+                starts_with_bos += 1;
+            }
+            // Inside a document no EOS appears except as its last token.
+            assert!(!s.tokens[a..b.saturating_sub(1)].contains(&eos));
+        }
+    }
+    assert!(starts_with_bos > 0);
+    assert_eq!(total, train.meta().num_tokens);
+    let mix = report.mix.as_ref().expect("mix");
+    let achieved: f64 = mix.sources.iter().map(|e| e.achieved_fraction).sum();
+    assert!((achieved - 1.0).abs() < 1e-9);
+    assert_eq!(
+        mix.total_achieved_tokens,
+        train.meta().num_tokens - report.stores["cpt/train"].packing.tokens_dropped
+    );
+    let valid_docs: u64 = report.sources.iter().map(|s| s.valid_documents).sum();
+    if valid_docs > 0 {
+        assert!(
+            TokenStore::open(out.join("cpt/valid"))
+                .expect("valid")
+                .num_sequences()
+                > 0
+        );
+    }
+
+    // --- SFT: invalid records named by line and field; loss only on assistant turns + <|eot_id|>.
+    let sft = &report.sft[0];
+    assert_eq!((sft.records_in, sft.valid), (9, 6));
+    assert_eq!(sft.issues.get("invalid"), Some(&3));
+    assert_eq!(sft.issues.get("malformed_json"), Some(&1));
+    let fields: Vec<(u64, String)> = sft
+        .issue_list
+        .iter()
+        .filter_map(|i| Some((i.line?, i.field.clone()?)))
+        .collect();
+    assert!(fields.contains(&(7, "output".to_owned())), "{fields:?}");
+    assert!(
+        fields.contains(&(8, "messages[1].role".to_owned())),
+        "{fields:?}"
+    );
+    assert!(
+        fields.contains(&(9, "conversations[1].from".to_owned())),
+        "{fields:?}"
+    );
+    assert_eq!(sft.task_types.get("code"), Some(&1));
+    assert_eq!(sft.task_types.get("translation"), Some(&1));
+    assert_eq!(sft.pii.get(PiiKind::Email), 1);
+    let st = TokenStore::open(out.join("sft/train")).expect("sft store");
+    let eot = tok.token_to_id("<|eot_id|>").expect("eot");
+    let mut trained_text = String::new();
+    let mut segments = 0;
+    for i in 0..st.num_sequences() {
+        let s = st.sequence(i).expect("seq");
+        let mask = s.loss_mask.expect("mask");
+        segments += s.doc_starts.len();
+        // Every sample ends with a trained <|eot_id|> (the assistant's end of turn).
+        for (_, b) in s.documents() {
+            assert_eq!((s.tokens[b - 1], mask[b - 1]), (eot, 1));
+        }
+        let trained: Vec<u32> = s
+            .tokens
+            .iter()
+            .zip(mask)
+            .filter(|(_, m)| **m == 1)
+            .map(|(t, _)| *t)
+            .collect();
+        trained_text.push_str(&tok.decode(&trained, Decode::KeepSpecial).expect("decode"));
+    }
+    assert_eq!(segments, 6, "one segment per valid conversation");
+    assert!(trained_text.contains("Ventil.<|eot_id|>"), "{trained_text}");
+    assert!(trained_text.contains("The shift leader.<|eot_id|>"));
+    assert!(trained_text.contains("In the log, with the date and the reason.<|eot_id|>"));
+    assert!(
+        !trained_text.contains("Translate"),
+        "user text must not be trained: {trained_text}"
+    );
+    assert!(
+        !trained_text.contains("plant assistant"),
+        "system text must not be trained"
+    );
+    assert!(
+        !trained_text.contains("marta.kowalska"),
+        "PII in SFT replaced"
+    );
+
+    // --- preference pairs: aligned chosen/rejected stores.
+    let p = &report.preference[0];
+    assert_eq!((p.records_in, p.valid, p.written), (5, 3, 3));
+    let chosen = TokenStore::open(out.join("dpo/train/chosen")).expect("chosen");
+    let rejected = TokenStore::open(out.join("dpo/train/rejected")).expect("rejected");
+    assert_eq!((chosen.num_sequences(), rejected.num_sequences()), (3, 3));
+    let c0 = chosen.sequence(0).expect("seq");
+    let trained: Vec<u32> = c0
+        .tokens
+        .iter()
+        .zip(c0.loss_mask.expect("mask"))
+        .filter(|(_, m)| **m == 1)
+        .map(|(t, _)| *t)
+        .collect();
+    assert_eq!(
+        tok.decode(&trained, Decode::KeepSpecial).expect("decode"),
+        "No. Stop it and let it cool first.<|eot_id|>"
+    );
+
+    // --- report files.
+    let html = std::fs::read_to_string(out.join("report.html")).expect("html");
+    assert!(html.contains("<svg") && html.contains("near_duplicate") && !html.contains("<script"));
+    assert_eq!(
+        std::fs::read_to_string(out.join("report.json")).expect("json"),
+        report.to_json().expect("json")
+    );
+    assert!(!out.join("work").exists(), "work dir removed");
+
+    // --- a second run into another directory is byte-identical.
+    let out2 = tmp.path().join("out2");
+    let mut cfg2 = config(&out2);
+    cfg2.output_dir = out2.clone();
+    run_prep(&cfg2).expect("second run");
+    let (a, b) = (snapshot(&out), snapshot(&out2));
+    assert_eq!(
+        a.iter().map(|x| &x.0).collect::<Vec<_>>(),
+        b.iter().map(|x| &x.0).collect::<Vec<_>>()
+    );
+    for ((name, x), (_, y)) in a.iter().zip(&b) {
+        assert!(x == y, "{name} differs between runs");
+    }
+}
+
+#[test]
+fn sharded_run_keeps_the_same_documents() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let single = tmp.path().join("single");
+    let one = run_prep(&config(&single)).expect("single");
+    let sharded = tmp.path().join("sharded");
+    for rank in 0..2 {
+        let mut cfg = config(&sharded);
+        cfg.shard = Some(Shard::new(rank, 2).expect("shard"));
+        cfg.stage = Stage::Clean;
+        run_prep(&cfg).expect("clean stage");
+    }
+    // Merging before all shards finished would have been refused; now it works.
+    let mut cfg = config(&sharded);
+    cfg.stage = Stage::Merge;
+    let report = run_prep(&cfg).expect("merge");
+    assert_eq!(report.shards, 2);
+    for name in ["domain", "general", "code"] {
+        let f = format!("clean/{name}.jsonl");
+        assert_eq!(ids(&single.join(&f)), ids(&sharded.join(&f)), "{name}");
+    }
+    // Same documents, same tokens, same split (the split hashes ids, not positions); only the
+    // order of documents inside the cleaned files differs (shard by shard).
+    for (a, b) in one.sources.iter().zip(&report.sources) {
+        assert_eq!(
+            (a.records_out, a.tokens_out, a.valid_documents, &a.pii),
+            (b.records_out, b.tokens_out, b.valid_documents, &b.pii),
+            "{}",
+            a.name
+        );
+        assert_eq!(
+            a.removed.keys().collect::<Vec<_>>(),
+            b.removed.keys().collect::<Vec<_>>()
+        );
+    }
+    let valid = |d: &Path| {
+        TokenStore::open(d.join("cpt/valid"))
+            .map(|s| s.meta().num_tokens)
+            .unwrap_or(0)
+    };
+    assert_eq!(valid(&single), valid(&sharded));
+}
+
+#[test]
+fn merge_refuses_missing_shards() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = tmp.path().join("o");
+    let mut cfg = config(&out);
+    cfg.shard = Some(Shard::new(1, 3).expect("shard"));
+    cfg.stage = Stage::Clean;
+    run_prep(&cfg).expect("clean");
+    cfg.stage = Stage::Merge;
+    let err = run_prep(&cfg).expect_err("missing shards");
+    assert!(err.to_string().contains("[0, 2]"), "{err}");
+}
+
+#[test]
+fn hundred_megabyte_line_is_counted_not_fatal() {
+    use std::io::Write;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let input = tmp.path().join("big.jsonl");
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&input).expect("create"));
+        f.write_all(b"{\"text\": \"").expect("write");
+        let chunk = vec![b'a'; 1 << 20];
+        for _ in 0..100 {
+            f.write_all(&chunk).expect("write");
+        }
+        f.write_all(b"\"}\n{\"text\": \"a small record after the big one\"}\n")
+            .expect("write");
+    }
+    let io = infuse_data_prep::StepIo::new(&input, tmp.path().join("out.jsonl"));
+    let rep = infuse_data_prep::anonymize_jsonl(&io, &infuse_data_prep::pii::PiiConfig::default())
+        .expect("run");
+    assert_eq!(rep.issues.get("too_long"), Some(&1));
+    assert_eq!(rep.issue_list[0].line, Some(1));
+    assert_eq!(rep.records_out, 1);
+}
+
+#[test]
+fn parquet_output_curriculum_order_and_no_tokenizer() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = tmp.path().join("o");
+    let cfg = config(&out);
+    let toml_overrides = [
+        "output_format=\"parquet\"".to_owned(),
+        "mix.order=\"curriculum\"".to_owned(),
+        "mix.shuffle_sequences=false".to_owned(),
+    ];
+    let mut value = serde_json::to_value(&cfg).expect("to json");
+    for o in &toml_overrides {
+        infuse_data_prep::config::apply_override(&mut value, o).expect("override");
+    }
+    let mut cfg: PrepConfig = serde_json::from_value(value).expect("config");
+    cfg.sft.clear();
+    cfg.preference.clear();
+    run_prep(&cfg).expect("curriculum run");
+    let train = TokenStore::open(out.join("cpt/train")).expect("store");
+    assert!(!train.meta().shuffled);
+    assert_eq!(train.meta().extra["order"], "curriculum");
+    // Parquet output reads back with the same ids and metadata.
+    let items: Vec<infuse_data_prep::ReadItem> = infuse_data_prep::parquet::ParquetReader::new(
+        vec![out.join("clean/domain.parquet")],
+        infuse_data_prep::parquet::ParquetOptions::default(),
+    )
+    .collect();
+    let got: BTreeSet<String> = items
+        .iter()
+        .filter_map(|i| {
+            if let infuse_data_prep::ReadItem::Record(r) = i {
+                Some(r.id.clone())
+            } else {
+                None
+            }
+        })
+        .collect();
+    assert_eq!(got.len(), 8);
+    assert!(got.contains("d05-pii"));
+    // Without a tokenizer the cleaned records are still written, with a note and no stores.
+    let out2 = tmp.path().join("o2");
+    let mut cfg2 = config(&out2);
+    cfg2.tokenizer = None;
+    cfg2.sft.clear();
+    cfg2.preference.clear();
+    let rep = run_prep(&cfg2).expect("no tokenizer");
+    assert!(rep.stores.is_empty());
+    assert_eq!(rep.notes.len(), 1);
+    assert_eq!(ids(&out2.join("clean/domain.jsonl")).len(), 8);
+}
