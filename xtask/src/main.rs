@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 mod assets;
 mod bench;
+mod bench_dedup;
 
 #[derive(Parser)]
 #[command(name = "xtask", about = "infuse project automation")]
@@ -36,6 +37,8 @@ enum Cmd {
 
 #[derive(Subcommand)]
 enum BenchCmd {
+    /// MinHash dedup docs per CPU-second, precision and recall vs datasketch on a planted corpus.
+    Dedup(bench_dedup::BenchDedupOpts),
     /// Forward and greedy-decode tokens/s on SmolLM2-135M vs PyTorch + transformers.
     Model {
         /// Python with torch + transformers for the PyTorch column.
@@ -77,6 +80,7 @@ fn main() -> Result<()> {
         Cmd::Quickstart { prompt } => quickstart(&prompt),
         Cmd::Bench { which } => match which {
             BenchCmd::Model { python } => bench::model(python.as_deref()),
+            BenchCmd::Dedup(opts) => bench_dedup::run(opts),
         },
     }
 }

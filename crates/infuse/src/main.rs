@@ -21,6 +21,16 @@ enum Command {
     Score(cli::model::ScoreArgs),
     /// Convert a model (HF directory or GGUF) into a HF directory (safetensors + tokenizer).
     Convert(cli::model::ConvertArgs),
+    /// Prepare data from a config file (readers, filters, dedup, PII, mixing, packing, report).
+    Prep(cli::prep::PrepArgs),
+    /// Replace PII in a JSONL file by typed placeholders, keeping every other field.
+    Anonymize(cli::prep::AnonymizeArgs),
+    /// Apply quality filters to a JSONL file, keeping every other field of kept records.
+    Filter(cli::prep::FilterArgs),
+    /// Evaluate: a TOML suite, or `perplexity`, `humaneval`, `choice` directly.
+    Eval(cli::eval::EvalArgs),
+    /// Remove near-duplicates (MinHash + LSH, SimHash or exact) from JSONL or Parquet.
+    Dedup(cli::dedup::DedupArgs),
 }
 
 fn main() -> Result<()> {
@@ -32,5 +42,10 @@ fn main() -> Result<()> {
         Command::Generate(args) => cli::model::generate(args),
         Command::Score(args) => cli::model::score(args),
         Command::Convert(args) => cli::model::convert(args),
+        Command::Prep(args) => cli::prep::run_prep(args),
+        Command::Anonymize(args) => cli::prep::run_anonymize(args),
+        Command::Filter(args) => cli::prep::run_filter(args),
+        Command::Dedup(args) => cli::dedup::run(args),
+        Command::Eval(args) => cli::eval::run_eval(args),
     }
 }

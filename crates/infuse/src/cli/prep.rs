@@ -22,7 +22,8 @@ pub(crate) struct PrepArgs {
 
 /// Run `infuse prep`.
 pub(crate) fn run_prep(args: PrepArgs) -> Result<()> {
-    let config = PrepConfig::load(&args.config, &args.overrides).with_context(|| format!("loading {}", args.config.display()))?;
+    let config = PrepConfig::load(&args.config, &args.overrides)
+        .with_context(|| format!("loading {}", args.config.display()))?;
     let report = infuse_data_prep::run_prep(&config).context("infuse prep")?;
     for s in &report.sources {
         println!(
@@ -36,12 +37,18 @@ pub(crate) fn run_prep(args: PrepArgs) -> Result<()> {
         );
     }
     for (name, store) in &report.stores {
-        println!("{:<20} {:>8} sequences {:>12} tokens", name, store.sequences, store.tokens);
+        println!(
+            "{:<20} {:>8} sequences {:>12} tokens",
+            name, store.sequences, store.tokens
+        );
     }
     if report.pii.total() > 0 {
         println!("PII replaced: {}", report.pii.total());
     }
-    println!("report: {}", config.output_dir.join("report.html").display());
+    println!(
+        "report: {}",
+        config.output_dir.join("report.html").display()
+    );
     Ok(())
 }
 
@@ -70,15 +77,24 @@ pub(crate) struct AnonymizeArgs {
 
 /// Run `infuse anonymize`.
 pub(crate) fn run_anonymize(args: AnonymizeArgs) -> Result<()> {
-    let mut pii = PiiConfig { names_file: args.names, ..PiiConfig::default() };
+    let mut pii = PiiConfig {
+        names_file: args.names,
+        ..PiiConfig::default()
+    };
     if !args.kinds.is_empty() {
         pii.kinds = args
             .kinds
             .iter()
-            .map(|k| serde_json::from_value::<PiiKind>(serde_json::Value::String(k.trim().to_owned())).with_context(|| format!("unknown PII kind `{k}`")))
+            .map(|k| {
+                serde_json::from_value::<PiiKind>(serde_json::Value::String(k.trim().to_owned()))
+                    .with_context(|| format!("unknown PII kind `{k}`"))
+            })
             .collect::<Result<_>>()?;
     }
-    let io = StepIo { text_field: args.text_field, ..StepIo::new(args.input, args.output) };
+    let io = StepIo {
+        text_field: args.text_field,
+        ..StepIo::new(args.input, args.output)
+    };
     let report = infuse_data_prep::anonymize_jsonl(&io, &pii).context("infuse anonymize")?;
     finish(&report, args.report)?;
     for (k, v) in &report.pii.0 {
@@ -120,8 +136,15 @@ pub(crate) fn run_filter(args: FilterArgs) -> Result<()> {
         Some(p) => FilterConfig::load_toml(p)?,
         None => FilterConfig::default(),
     };
-    let job = FilterJob { rules: args.rules, filters, normalize: args.normalize.then(NormalizeConfig::default) };
-    let io = StepIo { text_field: args.text_field, ..StepIo::new(args.input, args.output) };
+    let job = FilterJob {
+        rules: args.rules,
+        filters,
+        normalize: args.normalize.then(NormalizeConfig::default),
+    };
+    let io = StepIo {
+        text_field: args.text_field,
+        ..StepIo::new(args.input, args.output)
+    };
     let report = infuse_data_prep::filter_jsonl(&io, &job).context("infuse filter")?;
     finish(&report, args.report)?;
     for (k, v) in &report.removed {
@@ -131,12 +154,19 @@ pub(crate) fn run_filter(args: FilterArgs) -> Result<()> {
 }
 
 fn finish(report: &StepReport, path: Option<PathBuf>) -> Result<()> {
-    println!("{} records in, {} out, {} bad lines", report.records_in, report.records_out, report.issues.values().sum::<u64>());
+    println!(
+        "{} records in, {} out, {} bad lines",
+        report.records_in,
+        report.records_out,
+        report.issues.values().sum::<u64>()
+    );
     for i in report.issue_list.iter().take(5) {
         println!("  {i}");
     }
     if let Some(p) = path {
-        report.write_json(&p).with_context(|| format!("writing {}", p.display()))?;
+        report
+            .write_json(&p)
+            .with_context(|| format!("writing {}", p.display()))?;
     }
     Ok(())
 }
