@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 mod assets;
 mod bench;
 mod bench_dedup;
+mod bench_prep;
 
 #[derive(Parser)]
 #[command(name = "xtask", about = "infuse project automation")]
@@ -39,6 +40,8 @@ enum Cmd {
 enum BenchCmd {
     /// MinHash dedup docs per CPU-second, precision and recall vs datasketch on a planted corpus.
     Dedup(bench_dedup::BenchDedupOpts),
+    /// Data-prep MB per CPU-second (filters, PII, dedup, tokenize + pack) on the Brown corpus.
+    Prep(bench_prep::BenchPrepOpts),
     /// Forward and greedy-decode tokens/s on SmolLM2-135M vs PyTorch + transformers.
     Model {
         /// Python with torch + transformers for the PyTorch column.
@@ -81,6 +84,7 @@ fn main() -> Result<()> {
         Cmd::Bench { which } => match which {
             BenchCmd::Model { python } => bench::model(python.as_deref()),
             BenchCmd::Dedup(opts) => bench_dedup::run(opts),
+            BenchCmd::Prep(opts) => bench_prep::run(opts),
         },
     }
 }

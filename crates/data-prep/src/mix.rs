@@ -74,7 +74,20 @@ pub fn plan_mix(sources: &[SourceBudget], total_tokens: Option<u64>) -> Result<M
         ));
     }
     let mut notes = Vec::new();
-    let fractions: Vec<f64> = sources.iter().map(|s| s.weight / wsum).collect();
+    // A source left without tokens (everything filtered, or no input) cannot take its share:
+    // the others are renormalized rather than shrinking the whole mix to nothing.
+    for s in sources.iter().filter(|s| s.tokens == 0 && s.weight > 0.0) {
+        notes.push(format!(
+            "source `{}` has no tokens left; its weight {} is ignored",
+            s.name, s.weight
+        ));
+    }
+    let effective = |s: &SourceBudget| if s.tokens == 0 { 0.0 } else { s.weight };
+    let esum: f64 = sources.iter().map(effective).sum();
+    let fractions: Vec<f64> = sources
+        .iter()
+        .map(|s| if esum > 0.0 { effective(s) / esum } else { 0.0 })
+        .collect();
     let total = match total_tokens {
         Some(t) => t as f64,
         None => sources
@@ -410,6 +423,19 @@ mod tests {
         assert_eq!(plan.sources[0].target_tokens, 200);
         assert_eq!(plan.notes.len(), 1);
         assert!(plan_mix(&[budget("a", 1, 0.0, 1.0)], None).is_err());
+        // An empty source does not shrink the mix to nothing.
+        let plan = plan_mix(
+            &[budget("a", 0, 0.5, 1.0), budget("b", 1000, 0.5, 1.0)],
+            None,
+        )
+        .expect("plan");
+        assert_eq!(
+            (plan.sources[0].target_tokens, plan.sources[1].target_tokens),
+            (0, 1000)
+        );
+        assert_eq!(plan.notes.len(), 1);
+        let plan = plan_mix(&[budget("a", 0, 1.0, 1.0)], None).expect("plan");
+        assert_eq!(plan.total_target_tokens, 0);
     }
 
     #[test]

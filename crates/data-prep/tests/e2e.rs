@@ -543,3 +543,64 @@ fn parquet_output_curriculum_order_and_no_tokenizer() {
     assert_eq!(rep.notes.len(), 1);
     assert_eq!(ids(&out2.join("clean/domain.jsonl")).len(), 8);
 }
+
+/// With the real Llama 3 tokenizer (skipped when `cargo xtask fetch-assets` has not run): its
+/// `tokenizer_config.json` template always appends a generation prompt, so `auto` falls back to
+/// the built-in Llama 3 template, and the trained tokens are exactly the assistant answer plus
+/// `<|eot_id|>`.
+#[test]
+fn llama3_tokenizer_masks_and_document_tokens() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../.cache/assets/tokenizers/llama3/tokenizer.json");
+    if !path.exists() {
+        eprintln!("skipping: {} not present", path.display());
+        return;
+    }
+    let tok = Tokenizer::from_file(&path).expect("tokenizer");
+    assert_eq!(
+        (tok.special().bos, tok.special().eos.first().copied()),
+        (Some(128_000), Some(128_001))
+    );
+    let (template, name) = infuse_data_prep::sft::choose_template("auto", &tok).expect("template");
+    assert_eq!(name, "llama3");
+    let messages = [
+        infuse_text::Message::system("Be brief."),
+        infuse_text::Message::user("What is 2 + 2?"),
+        infuse_text::Message::assistant("4."),
+        infuse_text::Message::user("And 3 + 3?"),
+        infuse_text::Message::assistant("6."),
+    ];
+    let enc = infuse_data_prep::sft::encode_conversation(
+        &tok,
+        &template,
+        &messages,
+        4096,
+        infuse_data_prep::sft::Truncation::Drop,
+    )
+    .expect("encode")
+    .expect("kept");
+    assert_eq!(enc.ids[0], 128_000);
+    let trained: Vec<u32> = enc
+        .ids
+        .iter()
+        .zip(&enc.mask)
+        .filter(|(_, m)| **m)
+        .map(|(t, _)| *t)
+        .collect();
+    assert_eq!(
+        tok.decode(&trained, Decode::KeepSpecial).expect("decode"),
+        "4.<|eot_id|>6.<|eot_id|>"
+    );
+    let full = tok.decode(&enc.ids, Decode::KeepSpecial).expect("decode");
+    assert_eq!(
+        full,
+        template
+            .render(
+                &messages,
+                &infuse_text::RenderOptions {
+                    add_generation_prompt: false
+                }
+            )
+            .expect("render")
+    );
+}
