@@ -11,6 +11,9 @@
 //! - Loading from HF safetensors (single or sharded, F32/F16/BF16, memory-mapped) and GGUF
 //!   (F32/F16/BF16/Q4_0/Q4_1/Q5_0/Q5_1/Q8_0/Q4_K/Q5_K/Q6_K, Q/K permutation undone, config and
 //!   tokenizer from metadata) through one name table ([`Weight`]); saving in HF layout.
+//! - LoRA on the decoder projections ([`Projection`], [`apply_lora`], [`merge_lora`]), computed on
+//!   activations, saved and loaded in PEFT's adapter layout ([`save_peft_adapter`],
+//!   [`load_peft_adapter`]).
 //!
 //! The same code runs on CPU (`flex`, default) and CUDA (`cuda` feature): the backend is a runtime
 //! [`burn::tensor::Device`].
@@ -30,6 +33,7 @@ mod error;
 pub mod gguf;
 mod gguf_tokenizer;
 mod loader;
+mod lora;
 mod model;
 mod rope;
 mod safetensors_io;
@@ -42,6 +46,10 @@ pub use error::Error;
 pub use gguf_tokenizer::{tokenizer_from_gguf, tokenizer_json as gguf_tokenizer_json};
 pub use loader::{LoadOptions, ModelFormat, Pretrained, guess_chat_template, load_config, load_model, load_pretrained, load_tokenizer,
     save_pretrained,
+};
+pub use lora::{
+    LORA_TARGETS, LoraAdapter, LoraConfig, LoraFactor, PeftAdapterConfig, PeftSaveOptions, Projection, TargetModules, apply_lora,
+    load_peft_adapter, lora_config_of, merge_lora, module_name, peft_key, save_peft_adapter,
 };
 pub use model::{Attention, DecoderLayer, ForwardOptions, KvCache, Llama, Mlp, ids_tensor};
 pub use rope::{Rope, apply_rotary, inverse_frequencies};

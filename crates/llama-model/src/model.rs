@@ -3,8 +3,11 @@
 //! Field names are HF's (`self_attn.q_proj`, `mlp.gate_proj`, `input_layernorm`, ...), so the burn
 //! module path of every parameter is the HF name without the `model.` prefix. Linear weights are
 //! stored burn-style, `[in, out]`; the checkpoint code transposes HF's `[out, in]` on load and save.
+//! The seven decoder projections are [`Projection`]s, which can carry a LoRA adapter (see `lora.rs`).
 
 use burn::nn::{Embedding, Linear, RmsNorm};
+
+use crate::lora::Projection;
 use burn::prelude::*;
 use burn::tensor::DType;
 use burn::tensor::activation::silu;
@@ -19,13 +22,13 @@ use crate::{Error, Result};
 #[derive(Module, Debug)]
 pub struct Attention {
     /// `[hidden, heads * head_dim]`
-    pub q_proj: Linear,
+    pub q_proj: Projection,
     /// `[hidden, kv_heads * head_dim]`
-    pub k_proj: Linear,
+    pub k_proj: Projection,
     /// `[hidden, kv_heads * head_dim]`
-    pub v_proj: Linear,
+    pub v_proj: Projection,
     /// `[heads * head_dim, hidden]`
-    pub o_proj: Linear,
+    pub o_proj: Projection,
     /// Query heads.
     pub num_heads: usize,
     /// Key/value heads.
@@ -38,11 +41,11 @@ pub struct Attention {
 #[derive(Module, Debug)]
 pub struct Mlp {
     /// `[hidden, intermediate]`
-    pub gate_proj: Linear,
+    pub gate_proj: Projection,
     /// `[hidden, intermediate]`
-    pub up_proj: Linear,
+    pub up_proj: Projection,
     /// `[intermediate, hidden]`
-    pub down_proj: Linear,
+    pub down_proj: Projection,
 }
 
 /// One pre-norm decoder layer.

@@ -7,6 +7,7 @@ use burn::prelude::*;
 use burn::tensor::DType;
 
 use crate::config::LlamaConfig;
+use crate::lora::Projection;
 use crate::model::{Attention, DecoderLayer, Llama, Mlp};
 use crate::rope::Rope;
 use crate::{Error, Result};
@@ -175,6 +176,7 @@ pub fn build_model(config: &LlamaConfig, source: &dyn WeightSource, options: &Bu
         Ok(t.cast(options.dtype))
     };
     let lin = |w: Weight| -> Result<Linear> { Ok(Linear { weight: Param::from_tensor(get(w)?), bias: None }) };
+    let proj = |w: Weight| -> Result<Projection> { Ok(Projection::new(get(w)?)) };
     let norm = |w: Weight| -> Result<RmsNorm> {
         let g = get(w)?;
         let n = g.dims()[1];
@@ -185,18 +187,18 @@ pub fn build_model(config: &LlamaConfig, source: &dyn WeightSource, options: &Bu
         let l = |t| Weight::Layer(i, t);
         layers.push(DecoderLayer {
             self_attn: Attention {
-                q_proj: lin(l(LayerTensor::Q))?,
-                k_proj: lin(l(LayerTensor::K))?,
-                v_proj: lin(l(LayerTensor::V))?,
-                o_proj: lin(l(LayerTensor::O))?,
+                q_proj: proj(l(LayerTensor::Q))?,
+                k_proj: proj(l(LayerTensor::K))?,
+                v_proj: proj(l(LayerTensor::V))?,
+                o_proj: proj(l(LayerTensor::O))?,
                 num_heads: config.num_heads,
                 num_kv_heads: config.num_kv_heads,
                 head_dim: config.head_dim,
             },
             mlp: Mlp {
-                gate_proj: lin(l(LayerTensor::Gate))?,
-                up_proj: lin(l(LayerTensor::Up))?,
-                down_proj: lin(l(LayerTensor::Down))?,
+                gate_proj: proj(l(LayerTensor::Gate))?,
+                up_proj: proj(l(LayerTensor::Up))?,
+                down_proj: proj(l(LayerTensor::Down))?,
             },
             input_layernorm: norm(l(LayerTensor::InputNorm))?,
             post_attention_layernorm: norm(l(LayerTensor::PostAttentionNorm))?,
@@ -213,7 +215,7 @@ pub fn build_model(config: &LlamaConfig, source: &dyn WeightSource, options: &Bu
 }
 
 /// Transpose a row-major `[rows, cols]` tensor on the host (any element size).
-fn transpose_host(data: TensorData, rows: usize, cols: usize) -> TensorData {
+pub(crate) fn transpose_host(data: TensorData, rows: usize, cols: usize) -> TensorData {
     let dtype = data.dtype();
     let size = dtype.size();
     let src = data.as_bytes();
@@ -268,12 +270,14 @@ pub fn random_model(config: &LlamaConfig, std: f64, seed: u64, options: &BuildOp
 }
 
 impl Llama {
-    /// A parameter's values in HF layout (projections transposed back to `[out, in]`), as f32
-    /// tensor data on the host. `None` for `LmHead` of a tied model.
+    /// A parameter's values in HF layout (projections transposed back to `[out, in]`), as tensor
+    /// data on the host in the parameter's dtype. `None` for `LmHead` of a tied model. A projection
+    /// carrying a LoRA adapter reports its effective (merged) weight `W + s·A·B`.
     pub fn weight_data(&self, weight: Weight) -> Option<TensorData> {
         let two = |t: Tensor<2>| -> Tensor<2> { if weight.is_linear() { t.transpose() } else { t } };
         let one = |t: Tensor<1>| t.into_data();
         let lin = |l: &Linear| two(l.weight.val()).into_data();
+        let proj = |p: &Projection| two(p.effective_weight()).into_data();
         Some(match weight {
             Weight::Embed => self.embed_tokens.weight.val().into_data(),
             Weight::Norm => one(self.norm.gamma.val()),
@@ -281,13 +285,13 @@ impl Llama {
             Weight::Layer(i, t) => {
                 let layer = self.layers.get(i)?;
                 match t {
-                    LayerTensor::Q => lin(&layer.self_attn.q_proj),
-                    LayerTensor::K => lin(&layer.self_attn.k_proj),
-                    LayerTensor::V => lin(&layer.self_attn.v_proj),
-                    LayerTensor::O => lin(&layer.self_attn.o_proj),
-                    LayerTensor::Gate => lin(&layer.mlp.gate_proj),
-                    LayerTensor::Up => lin(&layer.mlp.up_proj),
-                    LayerTensor::Down => lin(&layer.mlp.down_proj),
+                    LayerTensor::Q => proj(&layer.self_attn.q_proj),
+                    LayerTensor::K => proj(&layer.self_attn.k_proj),
+                    LayerTensor::V => proj(&layer.self_attn.v_proj),
+                    LayerTensor::O => proj(&layer.self_attn.o_proj),
+                    LayerTensor::Gate => proj(&layer.mlp.gate_proj),
+                    LayerTensor::Up => proj(&layer.mlp.up_proj),
+                    LayerTensor::Down => proj(&layer.mlp.down_proj),
                     LayerTensor::InputNorm => one(layer.input_layernorm.gamma.val()),
                     LayerTensor::PostAttentionNorm => one(layer.post_attention_layernorm.gamma.val()),
                 }
