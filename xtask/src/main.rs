@@ -11,6 +11,7 @@ mod assets;
 mod bench;
 mod bench_dedup;
 mod bench_prep;
+mod bench_train;
 
 #[derive(Parser)]
 #[command(name = "xtask", about = "infuse project automation")]
@@ -42,6 +43,8 @@ enum BenchCmd {
     Dedup(bench_dedup::BenchDedupOpts),
     /// Data-prep MB per CPU-second (filters, PII, dedup, tokenize + pack) on the Brown corpus.
     Prep(bench_prep::BenchPrepOpts),
+    /// Training tokens/s and peak memory (full fine-tune, LoRA) on SmolLM2-135M vs PyTorch.
+    Train(bench_train::BenchTrainOpts),
     /// Forward and greedy-decode tokens/s on SmolLM2-135M vs PyTorch + transformers.
     Model {
         /// Python with torch + transformers for the PyTorch column.
@@ -85,6 +88,7 @@ fn main() -> Result<()> {
             BenchCmd::Model { python } => bench::model(python.as_deref()),
             BenchCmd::Dedup(opts) => bench_dedup::run(opts),
             BenchCmd::Prep(opts) => bench_prep::run(opts),
+            BenchCmd::Train(opts) => bench_train::run(opts),
         },
     }
 }

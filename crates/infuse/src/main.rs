@@ -31,6 +31,8 @@ enum Command {
     Eval(cli::eval::EvalArgs),
     /// Remove near-duplicates (MinHash + LSH, SimHash or exact) from JSONL or Parquet.
     Dedup(cli::dedup::DedupArgs),
+    /// Train from a recipe (`stage = "cpt"` or `"sft"`; full fine-tune or LoRA) with `key=value` overrides.
+    Train(cli::train::TrainArgs),
 }
 
 fn main() -> Result<()> {
@@ -47,5 +49,6 @@ fn main() -> Result<()> {
         Command::Filter(args) => cli::prep::run_filter(args),
         Command::Dedup(args) => cli::dedup::run(args),
         Command::Eval(args) => cli::eval::run_eval(args),
+        Command::Train(args) => cli::train::run(args),
     }
 }

@@ -422,7 +422,8 @@ pub fn make_batch(seqs: &[Sequence], options: &BatchOptions) -> Batch {
     let b = seqs.len();
     let mut input_ids = vec![i64::from(options.pad_id); b * len];
     let mut positions = vec![0i64; b * len];
-    let mut segments = vec![i64::MAX / 2; b * len];
+    // Padding gets its own segment (-1): real tokens never attend to it.
+    let mut segments = vec![-1i64; b * len];
     let mut packed = false;
     let mut target_rows = Vec::new();
     let mut targets = Vec::new();

@@ -37,14 +37,14 @@ pub use data::{
 };
 pub use error::Error;
 pub use infuse_llama_model;
-pub use loss::{CeOptions, CeOutput, Head, chunked_cross_entropy};
+pub use loss::{CeOptions, CeOutput, DEFAULT_CHUNK_LOGITS, Head, chunked_cross_entropy};
 pub use metrics::{EvalMetrics, MetricsLine, MetricsWriter, StepMetrics, memory_usage, read_metrics};
 pub use optim::{AdamW, AdamWConfig, clip_grad_norm};
 pub use params::{ParamInfo, accumulate_grads, collect_params, write_params};
 pub use recipe::{Bf16, DatasetSpec, DatasetType, Recipe, ResumeFrom, SchedulerKind, Stage, TargetList, apply_override};
 pub use report::{loss_curve_svg, write_report};
 pub use schedule::LrSchedule;
-pub use trainer::{TrainData, TrainReport, Trainer, TrainerState, latest_checkpoint, load_base_model, run, training_dtype};
+pub use trainer::{StepTimings, TrainData, TrainReport, Trainer, TrainerState, latest_checkpoint, load_base_model, run, training_dtype};
 
 /// Result alias for this crate.
 pub type Result<T> = std::result::Result<T, Error>;

@@ -77,7 +77,9 @@ impl ModuleVisitor for GradTaker<'_> {
         }
         if let Some(g) = value.grad_remove(self.grads) {
             let n = g.shape().num_elements();
-            let g = g.reshape([n]);
+            // Accumulate in f32 whatever the parameter dtype (bf16 gradients summed over
+            // micro-batches would lose precision, and the head's gradient arrives in f32).
+            let g = g.reshape([n]).cast(burn::tensor::DType::F32);
             let key = self.path.join(".");
             let merged = match self.out.remove(&key) {
                 Some(prev) => prev + g,

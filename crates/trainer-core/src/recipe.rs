@@ -136,7 +136,7 @@ pub struct Recipe {
     /// Fraction of training sequences drawn from `replay_datasets`.
     #[serde(default)]
     pub replay_ratio: f64,
-    /// Maximum sequence length (longer sequences are truncated, with a warning).
+    /// Maximum sequence length: longer training sequences are truncated, longer SFT samples dropped.
     #[serde(default = "d_seq_len", alias = "cutoff_len")]
     pub sequence_len: usize,
     /// Pack several SFT samples per sequence (block-diagonal attention, positions restart).
@@ -206,7 +206,7 @@ pub struct Recipe {
     /// burn's op-level gradient checkpointing (recomputes memory-bound ops in backward).
     #[serde(default)]
     pub gradient_checkpointing: bool,
-    /// Rows per cross-entropy chunk (default: about 8M logits per chunk).
+    /// Rows per cross-entropy chunk (default: about 32M logits per chunk).
     #[serde(default)]
     pub ce_chunk_size: Option<usize>,
 
@@ -356,7 +356,8 @@ impl Recipe {
     pub fn load(path: &Path, overrides: &[String]) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         let origin = path.display().to_string();
-        let mut recipe = Self::from_toml_str(&text, &origin, overrides)?;
+        let yaml = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("yaml") || e.eq_ignore_ascii_case("yml") || e.eq_ignore_ascii_case("json"));
+        let mut recipe = if yaml { Self::from_yaml_str(&text, &origin, overrides)? } else { Self::from_toml_str(&text, &origin, overrides)? };
         let base = path.parent().unwrap_or(Path::new("."));
         recipe.resolve_paths(base);
         Ok(recipe)
@@ -364,7 +365,23 @@ impl Recipe {
 
     /// Parse TOML text with overrides (paths left as written).
     pub fn from_toml_str(text: &str, origin: &str, overrides: &[String]) -> Result<Self> {
-        let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| Error::recipe(origin, e.to_string()))?;
+        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| Error::recipe(origin, e.to_string()))?;
+        Self::from_table(table, origin, overrides)
+    }
+
+    /// Parse YAML text (axolotl's recipe format; JSON is YAML too) with overrides. The keys and
+    /// their meaning are the TOML ones; `null` values are treated as absent keys.
+    pub fn from_yaml_str(text: &str, origin: &str, overrides: &[String]) -> Result<Self> {
+        let value: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(|e| Error::recipe(origin, e.to_string()))?;
+        let table = match yaml_to_toml(value, "").map_err(|m| Error::recipe(origin, m))? {
+            Some(toml::Value::Table(t)) => t,
+            None => toml::Table::new(),
+            Some(other) => return Err(Error::recipe(origin, format!("a recipe is a mapping of keys to values, found a {}", other.type_str()))),
+        };
+        Self::from_table(table, origin, overrides)
+    }
+
+    fn from_table(mut table: toml::Table, origin: &str, overrides: &[String]) -> Result<Self> {
         for o in overrides {
             apply_override(&mut table, o)?;
         }
@@ -488,6 +505,44 @@ impl Recipe {
     pub fn to_toml(&self) -> Result<String> {
         toml::to_string(self).map_err(|e| Error::recipe("serialize", e.to_string()))
     }
+}
+
+/// A YAML value as the TOML value the recipe is deserialized from (`None` for null).
+fn yaml_to_toml(v: serde_yaml_ng::Value, path: &str) -> std::result::Result<Option<toml::Value>, String> {
+    use serde_yaml_ng::Value as Y;
+    Ok(Some(match v {
+        Y::Null => return Ok(None),
+        Y::Bool(b) => toml::Value::Boolean(b),
+        Y::Number(n) => match (n.as_i64(), n.as_f64()) {
+            (Some(i), _) => toml::Value::Integer(i),
+            (None, Some(f)) => toml::Value::Float(f),
+            (None, None) => return Err(format!("`{path}`: number {n} is out of range")),
+        },
+        Y::String(s) => toml::Value::String(s),
+        Y::Sequence(items) => {
+            let mut out = Vec::with_capacity(items.len());
+            for (i, item) in items.into_iter().enumerate() {
+                let p = format!("{path}.{i}");
+                out.push(yaml_to_toml(item, &p)?.ok_or_else(|| format!("`{p}`: null inside a list"))?);
+            }
+            toml::Value::Array(out)
+        }
+        Y::Mapping(m) => {
+            let mut t = toml::Table::new();
+            for (k, val) in m {
+                let key = match k {
+                    Y::String(s) => s,
+                    other => return Err(format!("`{path}`: keys must be strings, found {other:?}")),
+                };
+                let p = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                if let Some(val) = yaml_to_toml(val, &p)? {
+                    t.insert(key, val);
+                }
+            }
+            toml::Value::Table(t)
+        }
+        Y::Tagged(t) => return yaml_to_toml(t.value, path),
+    }))
 }
 
 /// Apply one `key=value` override to a TOML table. The value is parsed as a TOML value

@@ -41,6 +41,21 @@ pub struct TrainData {
     pub pad_id: u32,
 }
 
+/// Where the time of the last optimizer step went, seconds (for profiling).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct StepTimings {
+    /// Building batches on the host.
+    pub data_s: f64,
+    /// Model forward (to the final hidden states).
+    pub forward_s: f64,
+    /// Chunked cross-entropy with its gradient.
+    pub loss_s: f64,
+    /// Backward pass through the model and gradient collection.
+    pub backward_s: f64,
+    /// Clipping and the AdamW update.
+    pub optimizer_s: f64,
+}
+
 /// Saved with every checkpoint as `trainer_state.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainerState {
@@ -175,6 +190,7 @@ pub struct Trainer {
     eval_losses: Vec<(u64, f64)>,
     started: Instant,
     tokens_at_start: u64,
+    timings: StepTimings,
 }
 
 impl std::fmt::Debug for Trainer {
@@ -317,6 +333,7 @@ impl Trainer {
             eval_losses: Vec::new(),
             started: Instant::now(),
             tokens_at_start,
+            timings: StepTimings::default(),
         })
     }
 
@@ -335,6 +352,11 @@ impl Trainer {
     /// The run state.
     pub fn state(&self) -> &TrainerState {
         &self.state
+    }
+
+    /// Where the time of the last step went.
+    pub fn last_timings(&self) -> StepTimings {
+        self.timings
     }
 
     /// The total number of optimizer steps of the run.
@@ -383,6 +405,11 @@ impl Trainer {
             let seqs: Vec<_> = (0..self.recipe.micro_batch_size).map(|_| self.stream.next_sequence()).collect::<Result<_>>()?;
             batches.push(make_batch(&seqs, &self.batch_options));
         }
+        let mut timings = StepTimings { data_s: t0.elapsed().as_secs_f64(), ..StepTimings::default() };
+        let vocab = self.model.config().vocab_size;
+        if let Some(bad) = batches.iter().flat_map(|b| b.input_ids.iter()).find(|&&t| t < 0 || t as usize >= vocab) {
+            return Err(Error::Data { origin: format!("step {}", k + 1), message: format!("token id {bad} >= vocab_size {vocab}") });
+        }
         let total_targets: usize = batches.iter().map(|b| b.targets.len()).sum();
         let tokens: usize = batches.iter().map(|b| b.num_tokens).sum();
         if total_targets == 0 {
@@ -401,18 +428,23 @@ impl Trainer {
                 self.device.seed(hash64(&[self.recipe.seed, k, mi as u64]));
             }
             let model_device = self.model.device();
+            let t = Instant::now();
             let rows = Self::hidden_rows(&self.model, batch, &model_device)?;
+            timings.forward_s += t.elapsed().as_secs_f64();
+            let t = Instant::now();
             let (head, _, _) = self.head();
             let ce = chunked_cross_entropy(
                 rows,
                 &head,
                 &batch.targets,
-                &CeOptions { weight, chunk_rows: self.recipe.ce_chunk_size, grad_hidden: true, grad_head: head_trainable },
+                &CeOptions { weight, chunk_rows: self.recipe.ce_chunk_size, grad_hidden: true, grad_head: head_trainable, host_kernels: true },
             )?;
             if !ce.nll_sum.is_finite() {
                 return Err(self.non_finite("loss", ce.nll_sum / ce.count.max(1) as f64, k + 1));
             }
             nll_sum += ce.nll_sum;
+            timings.loss_s += t.elapsed().as_secs_f64();
+            let t = Instant::now();
             if let Some(s) = ce.surrogate {
                 let mut g = s.backward();
                 accumulate_grads(&self.model, &mut g, &mut grads);
@@ -426,7 +458,9 @@ impl Trainer {
                 };
                 grads.insert(head_path.to_owned(), merged);
             }
+            timings.backward_s += t.elapsed().as_secs_f64();
         }
+        let t = Instant::now();
         let loss = nll_sum / total_targets as f64;
         let grad_norm = clip_grad_norm(&mut grads, self.recipe.max_grad_norm)?;
         if !grad_norm.is_finite() {
@@ -435,6 +469,8 @@ impl Trainer {
         let stand_in = placeholder(&self.model);
         let model = std::mem::replace(&mut self.model, stand_in);
         self.model = self.optimizer.step(model, &mut grads, lr);
+        timings.optimizer_s = t.elapsed().as_secs_f64();
+        self.timings = timings;
         self.state.step += 1;
         self.state.tokens += tokens as u64;
         self.state.data = self.stream.position();
@@ -488,7 +524,7 @@ impl Trainer {
                 rows,
                 &head,
                 &batch.targets,
-                &CeOptions { weight: 1.0, chunk_rows: self.recipe.ce_chunk_size, grad_hidden: false, grad_head: false },
+                &CeOptions { weight: 1.0, chunk_rows: self.recipe.ce_chunk_size, grad_hidden: false, grad_head: false, host_kernels: true },
             )?;
             sum += ce.nll_sum;
             count += ce.count;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use infuse_llama_model::burn::module::{Module, Param};
 use infuse_llama_model::burn::prelude::*;
-use infuse_llama_model::{ForwardOptions, LoadOptions, Weight, ids_tensor, load_model, load_peft_adapter};
+use infuse_llama_model::{ForwardOptions, LoadOptions, Weight, burn, ids_tensor, load_model, load_peft_adapter};
 use infuse_trainer_core::{
     Error, InMemorySource, MetricsLine, Recipe, ResumeFrom, SchedulerKind, Sequence, SplitMix64, Stage, TrainData, Trainer, read_metrics,
 };
@@ -93,7 +93,9 @@ fn four_micro_batches_of_one_equal_one_batch_of_four() {
         assert!((x.grad_norm - y.grad_norm).abs() < 1e-4 * y.grad_norm, "grad norm {} vs {}", x.grad_norm, y.grad_norm);
     }
     let d = max_rel(&wa, &wb);
-    assert!(d < 2e-5, "weights after 2 steps differ by {d:e}");
+    // Multi-threaded GEMMs sum in a different order for batch 1 and batch 4, and AdamW's first
+    // steps (m / sqrt(v) ~ sign(g)) pass f32 rounding of tiny gradients straight through.
+    assert!(d < 1e-4, "weights after 2 steps differ by {d:e}");
     // And the loss is a per-token mean, not a sum over micro-batches (the peer bug).
     assert!(a[0].loss < 10.0, "loss {} looks like a sum", a[0].loss);
 }
@@ -292,4 +294,51 @@ fn recipes_reject_unknown_keys_and_apply_overrides() {
     assert!(bad.to_string().contains("qkv"), "{bad}");
     let bad = Recipe::from_toml_str(ok, "r.toml", &["noequals".into()]).expect_err("override syntax");
     assert!(bad.to_string().contains("key=value"), "{bad}");
+}
+
+#[test]
+fn bf16_training_keeps_f32_master_weights() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut r = recipe(tmp.path());
+    r.bf16 = infuse_trainer_core::Bf16::Flag(true);
+    r.max_steps = 8;
+    r.save_steps = 8;
+    r.learning_rate = 1e-2;
+    r.micro_batch_size = 4;
+    r.shuffle = false;
+    let (model, hf) = infuse_trainer_core::load_base_model(&r).expect("model");
+    assert_eq!(model.embed_tokens.weight.val().dtype(), burn::tensor::DType::BF16);
+    let report = Trainer::new(r, model, hf, data(random_sequences(4, 11), None)).expect("trainer").run().expect("run");
+    assert!(report.losses.iter().all(|l| l.is_finite()));
+    assert!(report.final_loss.expect("loss") < report.losses[0] - 0.5, "bf16 training learns: {:?}", report.losses);
+    let opt = infuse_llama_model::SafetensorsCheckpoint::open_file(&tmp.path().join("checkpoint-8/optimizer.safetensors")).expect("optimizer");
+    assert!(opt.names().iter().any(|n| n.ends_with("::master")), "f32 master copies are saved");
+    let cfg = std::fs::read_to_string(tmp.path().join("model/config.json")).expect("config");
+    assert!(cfg.contains("bfloat16"), "final model saved in the training dtype");
+}
+
+#[test]
+fn yaml_recipes_equal_their_toml_twin() {
+    // An axolotl-style YAML recipe (LoRA, list of target modules, datasets as a list of maps).
+    let yaml = "stage: sft\nbase_model: models/base\noutput_dir: runs/x\nseed: 7\nadapter: lora\nlora_r: 16\nlora_alpha: 32\n\
+                lora_dropout: 0.05\nlora_target_modules:\n  - q_proj\n  - v_proj\nlearning_rate: 0.0002\nwarmup_ratio: 0.1\n\
+                num_epochs: 3\nmicro_batch_size: 2\ngradient_accumulation_steps: 4\nsequence_len: 512\nsample_packing: true\n\
+                datasets:\n  - path: data/chat.jsonl\n    type: chat\nval_set_size: 0.05\nlora_model_dir: ~\n";
+    let toml = "stage = \"sft\"\nbase_model = \"models/base\"\noutput_dir = \"runs/x\"\nseed = 7\nadapter = \"lora\"\nlora_r = 16\n\
+                lora_alpha = 32\nlora_dropout = 0.05\nlora_target_modules = [\"q_proj\", \"v_proj\"]\nlearning_rate = 0.0002\n\
+                warmup_ratio = 0.1\nnum_epochs = 3\nmicro_batch_size = 2\ngradient_accumulation_steps = 4\nsequence_len = 512\n\
+                sample_packing = true\ndatasets = [{ path = \"data/chat.jsonl\", type = \"chat\" }]\nval_set_size = 0.05\n";
+    let from_yaml = Recipe::from_yaml_str(yaml, "r.yaml", &["learning_rate=1e-4".into()]).expect("yaml");
+    let from_toml = Recipe::from_toml_str(toml, "r.toml", &["learning_rate=1e-4".into()]).expect("toml");
+    assert_eq!(from_yaml.to_toml().expect("ser"), from_toml.to_toml().expect("ser"));
+    assert_eq!(from_yaml.learning_rate, 1e-4, "overrides apply to YAML recipes too");
+    let err = Recipe::from_yaml_str("stage: sft\nbase_model: m\noutput_dir: o\nlora_rnak: 8\n", "r.yaml", &[]).expect_err("typo");
+    assert!(err.to_string().contains("lora_rnak") && err.to_string().contains("r.yaml"), "{err}");
+    let err = Recipe::from_yaml_str("stage: sft\n  base_model: [\n", "bad.yaml", &[]).expect_err("syntax");
+    assert!(err.to_string().contains("bad.yaml") && err.to_string().contains("line"), "{err}");
+    // `Recipe::load` picks the format from the extension.
+    let tmp = tempfile::tempdir().expect("tmp");
+    std::fs::write(tmp.path().join("r.yml"), yaml).expect("write");
+    let loaded = Recipe::load(&tmp.path().join("r.yml"), &[]).expect("load");
+    assert_eq!(loaded.datasets[0].path, tmp.path().join("data/chat.jsonl"));
 }

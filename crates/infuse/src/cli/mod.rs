@@ -3,3 +3,4 @@ pub(crate) mod dedup;
 pub(crate) mod eval;
 pub(crate) mod model;
 pub(crate) mod prep;
+pub(crate) mod train;
