@@ -71,7 +71,7 @@ pub struct CeOptions {
 pub const DEFAULT_CHUNK_LOGITS: usize = 32 << 20;
 
 /// Whether tensors on `device` live in host memory (burn's CPU backend).
-fn is_host(device: &Device) -> bool {
+pub(crate) fn is_host(device: &Device) -> bool {
     #[cfg(feature = "flex")]
     {
         *device == Device::flex()
@@ -177,7 +177,9 @@ pub fn chunked_cross_entropy(hidden: Tensor<2>, head: &Head, targets: &[u32], op
                 grad_rows.push(gh);
             }
             if options.grad_head {
-                let gw = if tied { dlogits.transpose().matmul(hc) } else { hc.transpose().matmul(dlogits) };
+                // Always `hᵀ·dlogits` ([hidden, vocab]: the contiguous `dlogits` is the right-hand
+                // side, which GEMMs stream best); the tied head's `[vocab, hidden]` is its transpose.
+                let gw = hc.transpose().matmul(dlogits);
                 head_grad = Some(match head_grad {
                     Some(acc) => acc + gw,
                     None => gw,
@@ -197,6 +199,7 @@ pub fn chunked_cross_entropy(hidden: Tensor<2>, head: &Head, targets: &[u32], op
     } else {
         None
     };
+    let head_grad = if tied { head_grad.map(Tensor::transpose) } else { head_grad };
     Ok(CeOutput { nll_sum, count: n, surrogate, head_grad })
 }
 

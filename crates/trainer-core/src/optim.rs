@@ -52,6 +52,53 @@ struct ParamState {
     master: Option<Tensor<1>>,
 }
 
+/// The scalars of one update.
+struct Scalars {
+    decay: f64,
+    beta1: f64,
+    beta2: f64,
+    eps: f64,
+    step_size: f64,
+    bias_correction2_sqrt: f64,
+}
+
+/// The same update in one multi-threaded pass over host memory (burn's CPU backend runs each
+/// element-wise op on one thread, and the tensor form takes eleven of them). Consumes `p, g, m, v`
+/// (all f32, moved out of their tensors without copies where the backend allows) and returns the
+/// new `(m, v, p)`.
+fn host_update(p: Tensor<1>, g: Tensor<1>, m: Tensor<1>, v: Tensor<1>, s: &Scalars) -> Result<(Tensor<1>, Tensor<1>, Tensor<1>)> {
+    use rayon::prelude::*;
+    let device = p.device();
+    let read = |t: Tensor<1>| -> Result<Vec<f32>> {
+        t.into_data().convert::<f32>().try_into_vec::<f32>().map_err(|e| Error::Tensor(format!("optimizer state: {e:?}")))
+    };
+    let (mut pv, gv, mut mv, mut vv) = (read(p)?, read(g)?, read(m)?, read(v)?);
+    let n = pv.len();
+    if gv.len() != n || mv.len() != n || vv.len() != n {
+        return Err(Error::Tensor(format!("optimizer: parameter has {n} elements, gradient {}, moments {} and {}", gv.len(), mv.len(), vv.len())));
+    }
+    // f32 arithmetic in torch's order (`mul_`, `lerp_`, `mul_().addcmul_()`, `sqrt / c + eps`,
+    // `addcdiv_`), with the scalars rounded to f32 as burn's scalar ops round them.
+    let (decay, b1c, b2, b2c, eps, step, bc2) =
+        (s.decay as f32, (1.0 - s.beta1) as f32, s.beta2 as f32, (1.0 - s.beta2) as f32, s.eps as f32, s.step_size as f32, s.bias_correction2_sqrt as f32);
+    const CHUNK: usize = 1 << 14;
+    pv.par_chunks_mut(CHUNK)
+        .zip(mv.par_chunks_mut(CHUNK))
+        .zip(vv.par_chunks_mut(CHUNK))
+        .zip(gv.par_chunks(CHUNK))
+        .for_each(|(((p, m), v), g)| {
+            for i in 0..p.len() {
+                let gi = g[i];
+                m[i] += (gi - m[i]) * b1c;
+                v[i] = v[i] * b2 + gi * gi * b2c;
+                let denom = v[i].sqrt() / bc2 + eps;
+                p[i] = p[i] * decay - m[i] / denom * step;
+            }
+        });
+    let back = |data: Vec<f32>| Tensor::<1>::from_data(TensorData::new(data, [n]), &device);
+    Ok((back(mv), back(vv), back(pv)))
+}
+
 /// The optimizer: configuration, step count and per-parameter state.
 pub struct AdamW {
     config: AdamWConfig,
@@ -83,7 +130,7 @@ impl AdamW {
 
     /// Apply one update with learning rate `lr` to every trainable parameter that has a gradient in
     /// `grads` (flattened, keyed by module path). Gradients are consumed.
-    pub fn step(&mut self, model: Llama, grads: &mut BTreeMap<String, Tensor<1>>, lr: f64) -> Llama {
+    pub fn step(&mut self, model: Llama, grads: &mut BTreeMap<String, Tensor<1>>, lr: f64) -> Result<Llama> {
         self.steps += 1;
         let t = self.steps as i32;
         let AdamWConfig { beta1, beta2, eps, weight_decay } = self.config;
@@ -101,18 +148,25 @@ impl AdamW {
                 exp_avg_sq: g.zeros_like(),
                 master: None,
             });
-            let mut p = match state.master.take() {
+            let p = match state.master.take() {
                 Some(m) if low_precision => m,
                 _ => value.cast(DType::F32),
             };
-            if info.decay && weight_decay != 0.0 {
-                p = p.mul_scalar(1.0 - lr * weight_decay);
-            }
-            let m = state.exp_avg.clone();
-            let m = m.clone() + (g.clone() - m).mul_scalar(1.0 - beta1);
-            let v = state.exp_avg_sq.clone().mul_scalar(beta2) + (g.clone() * g).mul_scalar(1.0 - beta2);
-            let denom = v.clone().sqrt().div_scalar(bias_correction2_sqrt).add_scalar(eps);
-            let p = p - (m.clone() / denom).mul_scalar(step_size);
+            let decay = if info.decay && weight_decay != 0.0 { 1.0 - lr * weight_decay } else { 1.0 };
+            let scalars = Scalars { decay, beta1, beta2, eps, step_size, bias_correction2_sqrt };
+            let (m, v, p) = if crate::loss::is_host(&g.device()) {
+                let m = std::mem::replace(&mut state.exp_avg, Tensor::empty([0], &g.device()));
+                let v = std::mem::replace(&mut state.exp_avg_sq, Tensor::empty([0], &g.device()));
+                host_update(p, g, m, v, &scalars)?
+            } else {
+                let p = if decay != 1.0 { p.mul_scalar(decay) } else { p };
+                let m = state.exp_avg.clone();
+                let m = m.clone() + (g.clone() - m).mul_scalar(1.0 - beta1);
+                let v = state.exp_avg_sq.clone().mul_scalar(beta2) + (g.clone() * g).mul_scalar(1.0 - beta2);
+                let denom = v.clone().sqrt().div_scalar(bias_correction2_sqrt).add_scalar(eps);
+                let p = p - (m.clone() / denom).mul_scalar(step_size);
+                (m, v, p)
+            };
             state.exp_avg = m;
             state.exp_avg_sq = v;
             if low_precision {
@@ -120,7 +174,7 @@ impl AdamW {
             }
             updates.insert(info.path, p);
         }
-        write_params(model, &mut updates)
+        Ok(write_params(model, &mut updates))
     }
 
     /// Save the state as `optimizer.safetensors` (moments and master weights, f32) plus the step
@@ -256,4 +310,35 @@ pub fn clip_grad_norm(grads: &mut BTreeMap<String, Tensor<1>>, max_norm: f64) ->
         }
     }
     Ok(total)
+}
+
+#[cfg(test)]
+mod host_tests {
+    use super::*;
+
+    /// The fused host update equals the tensor-op form (used on GPUs) on random state.
+    #[test]
+    fn host_update_equals_tensor_form() {
+        let device = Device::default();
+        let mut rng = crate::SplitMix64(9);
+        let mut rand = |n: usize, scale: f32| (0..n).map(|_| (rng.below(20001) as f32 - 10000.0) / 10000.0 * scale).collect::<Vec<f32>>();
+        let n = 40_000;
+        let t = |v: Vec<f32>| Tensor::<1>::from_data(TensorData::new(v, [n]), &device);
+        let (p, g, m) = (rand(n, 1.0), rand(n, 1e-2), rand(n, 1e-3));
+        let v: Vec<f32> = rand(n, 1e-4).iter().map(|x| x.abs()).collect();
+        let (beta1, beta2, eps, lr, wd) = (0.9, 0.999, 1e-8, 1e-3, 0.1);
+        let (bc1, bc2) = (1.0 - f64::powi(beta1, 3), 1.0 - f64::powi(beta2, 3));
+        let s = Scalars { decay: 1.0 - lr * wd, beta1, beta2, eps, step_size: lr / bc1, bias_correction2_sqrt: bc2.sqrt() };
+        let (hm, hv, hp) = host_update(t(p.clone()), t(g.clone()), t(m.clone()), t(v.clone()), &s).expect("host");
+        let pt = t(p).mul_scalar(s.decay);
+        let mt = t(m.clone()) + (t(g.clone()) - t(m)).mul_scalar(1.0 - beta1);
+        let vt = t(v).mul_scalar(beta2) + (t(g.clone()) * t(g)).mul_scalar(1.0 - beta2);
+        let denom = vt.clone().sqrt().div_scalar(s.bias_correction2_sqrt).add_scalar(eps);
+        let pt = pt - (mt.clone() / denom).mul_scalar(s.step_size);
+        let vec = |x: Tensor<1>| x.into_data().convert::<f32>().try_into_vec::<f32>().expect("f32");
+        for (name, a, b) in [("m", vec(hm), vec(mt)), ("v", vec(hv), vec(vt)), ("p", vec(hp), vec(pt))] {
+            let worst = a.iter().zip(&b).map(|(x, y)| (x - y).abs() / y.abs().max(1e-6)).fold(0.0f32, f32::max);
+            assert!(worst < 1e-5, "{name}: host and tensor forms differ by {worst} relative");
+        }
+    }
 }

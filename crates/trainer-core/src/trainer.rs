@@ -468,7 +468,7 @@ impl Trainer {
         }
         let stand_in = placeholder(&self.model);
         let model = std::mem::replace(&mut self.model, stand_in);
-        self.model = self.optimizer.step(model, &mut grads, lr);
+        self.model = self.optimizer.step(model, &mut grads, lr)?;
         timings.optimizer_s = t.elapsed().as_secs_f64();
         self.timings = timings;
         self.state.step += 1;
