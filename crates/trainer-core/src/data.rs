@@ -215,7 +215,7 @@ pub fn split_validation(source: Arc<dyn SequenceSource>, size: f64, seed: u64) -
             message: format!("val_set_size {size} leaves {k} of {n} sequences for validation (need 1..{n})"),
         });
     }
-    let order = permutation(n, seed ^ 0x5EED_0F_5A11);
+    let order = permutation(n, seed ^ 0x005E_ED0F_5A11);
     let mut valid: Vec<usize> = order[..k].to_vec();
     let mut train: Vec<usize> = order[k..].to_vec();
     valid.sort_unstable();
