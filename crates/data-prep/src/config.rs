@@ -329,8 +329,7 @@ impl PrepConfig {
         let path = path.as_ref();
         let text =
             std::fs::read_to_string(path).map_err(|e| Error::io("cannot read config", path, e))?;
-        let is_json = path.extension().is_some_and(|e| e == "json");
-        let mut cfg = Self::from_str_with(&text, is_json, overrides).map_err(|e| match e {
+        let mut cfg = Self::from_str_format(&text, ConfigFormat::from_path(path), overrides).map_err(|e| match e {
             Error::Config(m) => Error::Config(format!("{}: {m}", path.display())),
             other => other,
         })?;
@@ -343,13 +342,22 @@ impl PrepConfig {
         Ok(cfg)
     }
 
-    /// Parse TOML (or JSON) text with overrides (paths left as written).
+    /// Parse TOML (or JSON with `json = true`) text with overrides (paths left as written).
     pub fn from_str_with(text: &str, json: bool, overrides: &[String]) -> Result<Self> {
-        let mut value: Value = if json {
-            serde_json::from_str(text).map_err(|e| Error::Config(e.to_string()))?
-        } else {
-            let t: toml::Value = toml::from_str(text).map_err(|e| Error::Config(e.to_string()))?;
-            serde_json::to_value(t)?
+        Self::from_str_format(text, if json { ConfigFormat::Json } else { ConfigFormat::Toml }, overrides)
+    }
+
+    /// Parse text in `format` with overrides (paths left as written). Every format goes through
+    /// the same JSON value, override and validation path, so unknown keys are rejected by name
+    /// whatever the format.
+    pub fn from_str_format(text: &str, format: ConfigFormat, overrides: &[String]) -> Result<Self> {
+        let mut value: Value = match format {
+            ConfigFormat::Json => serde_json::from_str(text).map_err(|e| Error::Config(e.to_string()))?,
+            ConfigFormat::Toml => {
+                let t: toml::Value = toml::from_str(text).map_err(|e| Error::Config(e.to_string()))?;
+                serde_json::to_value(t)?
+            }
+            ConfigFormat::Yaml => serde_yaml_ng::from_str(text).map_err(|e| Error::Config(format!("YAML: {e}")))?,
         };
         for o in overrides {
             apply_override(&mut value, o)?;
@@ -518,9 +526,47 @@ pub fn apply_override(root: &mut Value, spec: &str) -> Result<()> {
     Ok(())
 }
 
+/// The syntax of a config file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigFormat {
+    /// TOML (the default for unknown extensions).
+    Toml,
+    /// JSON (`.json`).
+    Json,
+    /// YAML (`.yaml`, `.yml`), axolotl's recipe syntax.
+    Yaml,
+}
+
+impl ConfigFormat {
+    /// The format a path's extension names.
+    pub fn from_path(path: &Path) -> Self {
+        match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+            Some("json") => Self::Json,
+            Some("yaml" | "yml") => Self::Yaml,
+            _ => Self::Toml,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn yaml_config_equals_its_toml_twin() {
+        let from_toml = PrepConfig::from_str_with(MIN, false, &["seed=9".into()]).expect("toml");
+        let as_yaml = serde_yaml_ng::to_string(&toml::from_str::<toml::Value>(MIN).expect("toml value")).expect("yaml");
+        let from_yaml = PrepConfig::from_str_format(&as_yaml, ConfigFormat::Yaml, &["seed=9".into()]).expect("yaml");
+        assert_eq!(from_yaml, from_toml);
+        assert_eq!(from_yaml.seed, 9, "overrides apply to YAML");
+        let typo = format!("{as_yaml}min_wrds: 3\n");
+        let err = PrepConfig::from_str_format(&typo, ConfigFormat::Yaml, &[]).expect_err("unknown key");
+        assert!(err.to_string().contains("min_wrds"), "{err}");
+        let err = PrepConfig::from_str_format("output_dir: [\n", ConfigFormat::Yaml, &[]).expect_err("syntax");
+        assert!(err.to_string().contains("line"), "{err}");
+        assert_eq!(ConfigFormat::from_path(Path::new("prep.YML")), ConfigFormat::Yaml);
+        assert_eq!(ConfigFormat::from_path(Path::new("prep.toml")), ConfigFormat::Toml);
+    }
 
     const MIN: &str = r#"
 output_dir = "out"

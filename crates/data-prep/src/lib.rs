@@ -2,7 +2,7 @@
 //! with a report of everything removed.
 //!
 //! # Pipeline
-//! [`run_prep`] runs the whole thing from a [`PrepConfig`] (TOML, unknown keys rejected,
+//! [`run_prep`] runs the whole thing from a [`PrepConfig`] (TOML or YAML, unknown keys rejected,
 //! `key=value` overrides):
 //!
 //! 1. **Read** ([`read`], [`parquet`]): JSONL (text/id fields configurable, every other field kept
@@ -83,7 +83,7 @@ pub mod shard;
 pub mod tokstore;
 pub mod write;
 
-pub use config::PrepConfig;
+pub use config::{ConfigFormat, PrepConfig};
 pub use error::{Error, Result};
 /// The tokenizer and chat-template crate this one renders and tokenizes with.
 pub use infuse_text;

@@ -14,7 +14,7 @@ use infuse_data_prep::{FilterJob, PrepConfig, StepIo, StepReport};
 /// `infuse prep CONFIG [key=value...]`: raw corpora to cleaned records, token stores and a report.
 #[derive(Args, Debug)]
 pub(crate) struct PrepArgs {
-    /// Configuration file (TOML, or JSON with a `.json` extension).
+    /// Configuration file: TOML, YAML (`.yaml`/`.yml`) or JSON (`.json`), one schema.
     pub(crate) config: PathBuf,
     /// Overrides such as `mix.order=icp`, `sources.0.weight=0.5`, `seed=7`, `stage=merge`.
     pub(crate) overrides: Vec<String>,
