@@ -264,6 +264,11 @@ pub struct PrepConfig {
     /// Examples kept per removal reason in the report.
     #[serde(default = "default_examples")]
     pub report_examples: usize,
+    /// Also tokenize every input record in the clean stage, to report `tokens_in` per source
+    /// (tokens of the raw text, no BOS/EOS). Off by default: it costs one extra tokenization of
+    /// the whole input, about as much as the filter + PII + dedup pass. Needs `tokenizer`.
+    #[serde(default)]
+    pub count_tokens_in: bool,
     /// Records processed per parallel batch (bounds memory).
     #[serde(default = "default_batch")]
     pub batch_size: usize,

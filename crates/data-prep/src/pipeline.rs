@@ -270,10 +270,19 @@ pub fn clean_shard(cfg: &PrepConfig, shard: Shard) -> Result<PrepReport> {
         shards: shard.world_size,
         ..PrepReport::default()
     };
+    let counter = match (&cfg.tokenizer, cfg.count_tokens_in) {
+        (Some(p), true) => Some(Tokenizer::from_file(p)?),
+        (None, true) => {
+            tracing::warn!(target: "infuse_data_prep", "count_tokens_in needs a tokenizer; tokens in are not counted");
+            None
+        }
+        _ => None,
+    };
     for (idx, src) in cfg.sources.iter().enumerate() {
         let filters = cfg.filters.build(&src.filter_names())?;
         let mut sr = SourceReport {
             name: src.name.clone(),
+            tokens_in: counter.as_ref().map(|_| 0),
             ..SourceReport::default()
         };
         let out_path = clean_dir(cfg, idx, src).join(format!("{}.jsonl", shard.dir_name()));
@@ -281,6 +290,13 @@ pub fn clean_shard(cfg: &PrepConfig, shard: Shard) -> Result<PrepReport> {
         let mut batch: Vec<Record> = Vec::with_capacity(cfg.batch_size);
         let flush =
             |batch: &mut Vec<Record>, sr: &mut SourceReport, out: &mut JsonlWriter| -> Result<()> {
+                if let (Some(tok), Some(n)) = (counter.as_ref(), sr.tokens_in.as_mut()) {
+                    let counted: Vec<u64> = batch
+                        .par_iter()
+                        .map(|r| tok.encode(&r.text).map(|ids| ids.len() as u64))
+                        .collect::<std::result::Result<_, _>>()?;
+                    *n += counted.iter().sum::<u64>();
+                }
                 let results: Vec<Cleaned> = std::mem::take(batch)
                     .into_par_iter()
                     .map(|r| ctx.clean(&filters, src.pii, r))

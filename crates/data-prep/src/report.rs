@@ -80,6 +80,10 @@ pub struct SourceReport {
     pub records_in: u64,
     /// Text bytes of those records.
     pub bytes_in: u64,
+    /// Tokens of those records' raw text (no BOS/EOS), when `count_tokens_in` is on and a
+    /// tokenizer is configured; `None` otherwise.
+    #[serde(default)]
+    pub tokens_in: Option<u64>,
     /// Bad input counted per kind (`malformed_json`, `invalid_utf8`, ...).
     pub issues: BTreeMap<String, u64>,
     /// The first bad inputs with file and line.
@@ -150,6 +154,10 @@ impl SourceReport {
     pub fn merge(&mut self, o: &SourceReport, max_examples: usize) {
         self.records_in += o.records_in;
         self.bytes_in += o.bytes_in;
+        self.tokens_in = match (self.tokens_in, o.tokens_in) {
+            (Some(a), Some(b)) => Some(a + b),
+            (a, b) => a.or(b),
+        };
         for (k, v) in &o.issues {
             *self.issues.entry(k.clone()).or_default() += v;
         }
@@ -306,14 +314,15 @@ impl PrepReport {
             let _ = writeln!(h, "<p class=\"note\">{}</p>", esc(n));
         }
         if !self.sources.is_empty() {
-            h.push_str("<h2>Pre-training sources</h2>\n<table><tr><th class=\"l\">source</th><th>records in</th><th>MB in</th><th>bad input</th><th>removed</th><th>records out</th><th>MB out</th><th>tokens out</th><th>train / valid docs</th></tr>\n");
+            h.push_str("<h2>Pre-training sources</h2>\n<table><tr><th class=\"l\">source</th><th>records in</th><th>MB in</th><th>tokens in</th><th>bad input</th><th>removed</th><th>records out</th><th>MB out</th><th>tokens out</th><th>train / valid docs</th></tr>\n");
             for s in &self.sources {
                 let _ = writeln!(
                     h,
-                    "<tr><td class=\"l\">{}</td><td>{}</td><td>{:.2}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{}</td><td>{} / {}</td></tr>",
+                    "<tr><td class=\"l\">{}</td><td>{}</td><td>{:.2}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{}</td><td>{} / {}</td></tr>",
                     esc(&s.name),
                     s.records_in,
                     s.bytes_in as f64 / 1e6,
+                    s.tokens_in.map_or("-".to_owned(), |t| t.to_string()),
                     s.issues.values().sum::<u64>(),
                     s.removed_total(),
                     s.records_out,

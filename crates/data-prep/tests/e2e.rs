@@ -604,3 +604,37 @@ fn llama3_tokenizer_masks_and_document_tokens() {
             .expect("render")
     );
 }
+
+#[test]
+fn tokens_in_are_counted_per_source_when_asked() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut cfg = config(tmp.path());
+    cfg.count_tokens_in = true;
+    let report = run_prep(&cfg).expect("prep");
+    let tok = Tokenizer::from_file(fixtures().join("tokenizer/tokenizer.json")).expect("tokenizer");
+    // The text source: one record per readable, non-empty file; tokens of the raw text.
+    let mut expected = 0u64;
+    for e in std::fs::read_dir(fixtures().join("general")).expect("dir") {
+        let path = e.expect("entry").path();
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            if !text.trim().is_empty() && !text.contains('\0') {
+                expected += tok.encode(&text).expect("encode").len() as u64;
+            }
+        }
+    }
+    let general = source(&report, "general");
+    assert_eq!(general.tokens_in, Some(expected));
+    for s in &report.sources {
+        let tin = s.tokens_in.expect("counted for every source");
+        // Removed records count in, not out: minus BOS/EOS, the kept tokens are fewer.
+        if s.removed_total() > 0 {
+            assert!(tin > s.tokens_out - 2 * s.records_out, "{}: {tin} in, {} out", s.name, s.tokens_out);
+        }
+    }
+    let html = std::fs::read_to_string(tmp.path().join("report.html")).expect("html");
+    assert!(html.contains("tokens in"));
+    // Off by default: absent, not zero.
+    let tmp2 = tempfile::tempdir().expect("tmp");
+    let report = run_prep(&config(tmp2.path())).expect("prep");
+    assert!(report.sources.iter().all(|s| s.tokens_in.is_none()));
+}
