@@ -616,10 +616,11 @@ fn tokens_in_are_counted_per_source_when_asked() {
     let mut expected = 0u64;
     for e in std::fs::read_dir(fixtures().join("general")).expect("dir") {
         let path = e.expect("entry").path();
-        if let Ok(text) = std::fs::read_to_string(&path) {
-            if !text.trim().is_empty() && !text.contains('\0') {
-                expected += tok.encode(&text).expect("encode").len() as u64;
-            }
+        if let Ok(text) = std::fs::read_to_string(&path)
+            && !text.trim().is_empty()
+            && !text.contains('\0')
+        {
+            expected += tok.encode(&text).expect("encode").len() as u64;
         }
     }
     let general = source(&report, "general");
