@@ -127,6 +127,24 @@ struct AttnMask {
     /// `[B, heads, T, S]`, true = masked.
     mask: Option<Tensor<4, Bool>>,
     is_causal: bool,
+    /// Training only: the same mask as an additive bias `[B or 1, 1, T, S]` (0 or -inf) for
+    /// [`attention_autodiff`].
+    bias: Option<Tensor<4>>,
+}
+
+/// Attention under autodiff: `softmax(q·kᵀ/sqrt(d) + bias)·v` written with the fewest element-wise
+/// passes over the `[B, heads, T, S]` scores (burn's generic fallback, which autodiff uses, adds a
+/// scale pass, a mask-fill pass, clamps and a differentiated max). The scale is applied to `q`
+/// (`hd` wide instead of `S`), the mask is one broadcast add, and the row maximum is detached (the
+/// softmax does not depend on it). Every row has an unmasked key (its own position), so rows stay
+/// finite. Shapes: `q: [B, nh, T, hd]`, `k, v: [B, nh, S, hd]`, `bias: [B|1, 1, T, S]`.
+fn attention_autodiff(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: &Tensor<4>) -> Tensor<4> {
+    let hd = q.dims()[3];
+    let scores = q.mul_scalar(1.0 / (hd as f64).sqrt()).matmul(k.swap_dims(2, 3)) + bias.clone().cast(v.dtype());
+    let max = scores.clone().max_dim(3).detach();
+    let e = (scores - max).exp();
+    let p = e.clone() / e.sum_dim(3);
+    p.matmul(v)
 }
 
 impl Attention {
@@ -156,8 +174,13 @@ impl Attention {
         }
         let k = repeat_kv(k, nh / nkv);
         let v = repeat_kv(v, nh / nkv);
-        let options = AttentionModuleOptions { scale: None, softcap: None, is_causal: mask.is_causal };
-        let out = attention(q, k, v, mask.mask.clone(), None, options); // [B, nh, T, hd]
+        let out = match &mask.bias {
+            Some(bias) => attention_autodiff(q, k, v, bias),
+            None => {
+                let options = AttentionModuleOptions { scale: None, softcap: None, is_causal: mask.is_causal };
+                attention(q, k, v, mask.mask.clone(), None, options) // [B, nh, T, hd]
+            }
+        };
         self.o_proj.forward(out.swap_dims(1, 2).reshape([b, t, nh * hd]))
     }
 }
@@ -245,7 +268,11 @@ impl Llama {
                 .reshape([1, t])
                 .expand([b, t]),
         };
-        let mask = self.build_mask(b, t, offset, options, &device)?;
+        let mut mask = self.build_mask(b, t, offset, options, &device)?;
+        // Under autodiff (training) attention runs as `attention_autodiff` with an additive bias.
+        if self.embed_tokens.weight.val().is_autodiff() {
+            mask.bias = Some(self.mask_bias(b, t, offset, options, &device)?);
+        }
         let (cos, sin) = self.rope.cos_sin(positions);
         let mut h = self.embed_tokens.forward(input_ids);
         for (i, layer) in self.layers.iter().enumerate() {
@@ -334,7 +361,7 @@ impl Llama {
     fn build_mask(&self, b: usize, t: usize, offset: usize, options: &ForwardOptions, device: &Device) -> Result<AttnMask> {
         let s = offset + t;
         if options.attention_mask.is_none() && options.segment_ids.is_none() {
-            return Ok(AttnMask { mask: None, is_causal: true });
+            return Ok(AttnMask { mask: None, is_causal: true, bias: None });
         }
         // Causal: key j is masked for query i when j > offset + i.
         let qpos = Tensor::<1, Int>::arange(offset as i64..s as i64, device).reshape([1, t, 1]);
@@ -365,7 +392,23 @@ impl Llama {
         let diag = kpos.equal(qpos).expand([b, t, s]);
         masked = masked.bool_and(diag.bool_not());
         let nh = self.config.num_heads;
-        Ok(AttnMask { mask: Some(masked.reshape([b, 1, t, s]).expand([b, nh, t, s])), is_causal: false })
+        Ok(AttnMask { mask: Some(masked.reshape([b, 1, t, s]).expand([b, nh, t, s])), is_causal: false, bias: None })
+    }
+
+    /// The attention mask as an additive bias `[B|1, 1, T, S]` (0 = attend, -inf = masked), for
+    /// training through autodiff.
+    fn mask_bias(&self, b: usize, t: usize, offset: usize, options: &ForwardOptions, device: &Device) -> Result<Tensor<4>> {
+        let s = offset + t;
+        let masked: Tensor<4, Bool> = match self.build_mask(b, t, offset, options, device)?.mask {
+            Some(m) => m.narrow(1, 0, 1),
+            None => {
+                let qpos = Tensor::<1, Int>::arange(offset as i64..s as i64, device).reshape([1, 1, t, 1]);
+                let kpos = Tensor::<1, Int>::arange(0..s as i64, device).reshape([1, 1, 1, s]);
+                kpos.greater(qpos)
+            }
+        };
+        let dims = masked.dims();
+        Ok(Tensor::<4>::zeros(dims, device).mask_fill(masked, f32::NEG_INFINITY))
     }
 }
 
