@@ -434,10 +434,10 @@ impl Recipe {
         if !(0.0..1.0).contains(&self.adam_beta1) || !(0.0..1.0).contains(&self.adam_beta2) {
             return bad("adam_beta1 and adam_beta2 must be in [0, 1)".into());
         }
-        if !(self.adam_epsilon > 0.0) || self.weight_decay < 0.0 || self.max_grad_norm < 0.0 {
+        if self.adam_epsilon.is_nan() || self.adam_epsilon <= 0.0 || self.weight_decay < 0.0 || self.max_grad_norm < 0.0 {
             return bad("adam_epsilon must be > 0, weight_decay and max_grad_norm >= 0".into());
         }
-        if self.max_steps <= 0 && !(self.num_epochs > 0.0) {
+        if self.max_steps <= 0 && (self.num_epochs.is_nan() || self.num_epochs <= 0.0) {
             return bad("set max_steps > 0 or num_epochs > 0".into());
         }
         if !(0.0..1.0).contains(&self.replay_ratio) {

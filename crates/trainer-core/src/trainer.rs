@@ -632,9 +632,8 @@ impl Trainer {
                         self.state.evals_without_improvement += 1;
                     }
                 }
-                let save_now = (self.recipe.save_steps > 0 && m.step % self.recipe.save_steps == 0)
-                    || (last && self.recipe.save_steps > 0)
-                    || (improved && self.recipe.load_best_model_at_end);
+                let periodic = self.recipe.save_steps > 0 && (last || m.step % self.recipe.save_steps == 0);
+                let save_now = periodic || (improved && self.recipe.load_best_model_at_end);
                 if save_now {
                     let dir = self.save_checkpoint()?;
                     if improved {
