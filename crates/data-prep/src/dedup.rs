@@ -250,3 +250,112 @@ mod tests {
         }
     }
 }
+
+/// `infuse dedup` over Parquet files: what to read and write.
+#[derive(Debug, Clone)]
+pub struct ParquetDedupJob {
+    /// Parquet files, read in order.
+    pub inputs: Vec<PathBuf>,
+    /// Output: Parquet when it ends in `.parquet` (this crate's record layout: `id`, `text`,
+    /// `source`, `metadata` with every other column), JSONL otherwise (every column a field).
+    pub output: PathBuf,
+    /// Text and id columns (`score` for the keep-best rule).
+    pub fields: FieldNames,
+    /// Optional clusters JSONL.
+    pub clusters: Option<PathBuf>,
+    /// Optional JSON report.
+    pub report: Option<PathBuf>,
+}
+
+/// What [`dedup_parquet`] did.
+#[derive(Debug, Clone)]
+pub struct ParquetDedupSummary {
+    /// Rows read.
+    pub rows: u64,
+    /// Rows the Parquet reader could not use (logged with file and row).
+    pub skipped_rows: u64,
+    /// The dedup engine's report.
+    pub report: infuse_dedup_minhash::DedupReport,
+}
+
+/// Near-duplicate removal over Parquet files with the streaming JSONL engine of
+/// `infuse-dedup-minhash`: rows are streamed (row slices, bounded memory) into a temporary JSONL
+/// beside the output, deduplicated there (clusters, report, keep rule unchanged), and written as
+/// JSONL or Parquet. Texts are never all in memory.
+pub fn dedup_parquet(config: &DedupConfig, job: &ParquetDedupJob) -> Result<ParquetDedupSummary> {
+    let dir = job.output.parent().filter(|p| !p.as_os_str().is_empty()).map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;
+    let tmp = tempfile::Builder::new().prefix(".infuse-dedup-").tempdir_in(&dir).map_err(|e| Error::io("cannot create a temporary folder in", &dir, e))?;
+    let input = tmp.path().join("input.jsonl");
+    let (rows, skipped_rows) = parquet_to_jsonl(&job.inputs, &job.fields, &input)?;
+    let parquet_out = job.output.extension().is_some_and(|e| e.eq_ignore_ascii_case("parquet"));
+    let kept = if parquet_out { tmp.path().join("kept.jsonl") } else { job.output.clone() };
+    let jsonl_job = infuse_dedup_minhash::JsonlJob {
+        input,
+        output: kept.clone(),
+        fields: job.fields.clone(),
+        clusters: job.clusters.clone(),
+        report: job.report.clone(),
+    };
+    let report = infuse_dedup_minhash::dedup_jsonl(config, &jsonl_job).map_err(|e| Error::Dedup(e.to_string()))?;
+    if parquet_out {
+        jsonl_to_parquet(&kept, &job.fields, &job.output)?;
+    }
+    Ok(ParquetDedupSummary { rows, skipped_rows, report })
+}
+
+/// Stream Parquet rows into JSONL: one object per row with the text and id fields and every other
+/// column. Returns (rows written, rows skipped).
+fn parquet_to_jsonl(files: &[PathBuf], fields: &FieldNames, out: &Path) -> Result<(u64, u64)> {
+    use std::io::Write;
+    let opts = crate::parquet::ParquetOptions { text_field: fields.text.clone(), id_field: fields.id.clone(), ..Default::default() };
+    let file = std::fs::File::create(out).map_err(|e| Error::io("cannot create", out, e))?;
+    let mut w = std::io::BufWriter::new(file);
+    let (mut rows, mut skipped) = (0u64, 0u64);
+    for item in crate::parquet::ParquetReader::new(files.to_vec(), opts) {
+        match item {
+            crate::ReadItem::Record(r) => {
+                let mut obj = r.metadata;
+                obj.insert(fields.text.clone(), serde_json::Value::String(r.text));
+                if let Some(id) = &fields.id {
+                    obj.insert(id.clone(), serde_json::Value::String(r.id));
+                }
+                serde_json::to_writer(&mut w, &obj)?;
+                w.write_all(b"\n").map_err(|e| Error::io("cannot write", out, e))?;
+                rows += 1;
+            }
+            crate::ReadItem::Issue(i) => {
+                skipped += 1;
+                tracing::warn!(target: "infuse_data_prep", "skipped Parquet row: {i}");
+            }
+        }
+    }
+    w.flush().map_err(|e| Error::io("cannot write", out, e))?;
+    Ok((rows, skipped))
+}
+
+/// Convert JSONL records into a Parquet file in this crate's record layout (`id`, `text`,
+/// `source = "dedup"`, `metadata` holding every other field), written atomically.
+pub fn jsonl_to_parquet(jsonl: &Path, fields: &FieldNames, out: &Path) -> Result<usize> {
+    use std::io::BufRead;
+    let mut writer = crate::parquet::ParquetRecordWriter::create(out)?;
+    let file = std::fs::File::open(jsonl).map_err(|e| Error::io("cannot open", jsonl, e))?;
+    for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let line = line.map_err(|e| Error::io("cannot read", jsonl, e))?;
+        let bad = |message: String| Error::Dedup(format!("{}:{}: {message}", jsonl.display(), n + 1));
+        let mut obj: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&line).map_err(|e| bad(e.to_string()))?;
+        let text = match obj.remove(&fields.text) {
+            Some(serde_json::Value::String(t)) => t,
+            _ => return Err(bad(format!("no string field `{}`", fields.text))),
+        };
+        let id = match fields.id.as_ref().and_then(|f| obj.remove(f)) {
+            Some(serde_json::Value::String(s)) => s,
+            Some(other) => other.to_string(),
+            None => (n + 1).to_string(),
+        };
+        let mut record = crate::Record::new(id, text, "dedup");
+        record.metadata = obj;
+        writer.write(&record)?;
+    }
+    writer.finish()
+}

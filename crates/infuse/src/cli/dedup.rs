@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
+use infuse_data_prep::dedup::{ParquetDedupJob, dedup_parquet, jsonl_to_parquet};
 use infuse_dedup_minhash::{
     DedupConfig, FieldNames, Granularity, JsonlJob, KeepRule, Method, Shingle, ShardSpec, dedup_jsonl, find_signature_files, merge_jsonl_shards,
     sign_jsonl_shard, signatures_file_name,
@@ -186,88 +187,6 @@ fn parquet_inputs(input: &std::path::Path) -> Result<Option<Vec<PathBuf>>> {
     Ok(is_parquet(input).then(|| vec![input.to_owned()]))
 }
 
-/// Stream Parquet rows into a JSONL file the dedup engine reads: one object per row with the
-/// text and id fields and every other column (data-prep's Parquet reader keeps them as metadata).
-/// Rows the reader cannot use are counted and logged with file and row. Returns (rows, skipped).
-fn parquet_to_jsonl(files: Vec<PathBuf>, fields: &FieldNames, out: &std::path::Path) -> Result<(u64, u64)> {
-    use std::io::Write;
-    use infuse_data_prep::parquet::{ParquetOptions, ParquetReader};
-    use infuse_data_prep::ReadItem;
-    let opts = ParquetOptions { text_field: fields.text.clone(), id_field: fields.id.clone(), ..ParquetOptions::default() };
-    let mut w = std::io::BufWriter::new(std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?);
-    let (mut rows, mut skipped) = (0u64, 0u64);
-    for item in ParquetReader::new(files, opts) {
-        match item {
-            ReadItem::Record(r) => {
-                let mut obj = r.metadata;
-                obj.insert(fields.text.clone(), serde_json::Value::String(r.text));
-                if let Some(id) = &fields.id {
-                    obj.insert(id.clone(), serde_json::Value::String(r.id));
-                }
-                serde_json::to_writer(&mut w, &obj)?;
-                w.write_all(b"\n")?;
-                rows += 1;
-            }
-            ReadItem::Issue(i) => {
-                skipped += 1;
-                tracing::warn!(file = %i.path.display(), row = i.line, kind = i.kind.as_str(), message = %i.message, "skipped Parquet row");
-            }
-        }
-    }
-    w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-    Ok((rows, skipped))
-}
-
-/// Convert the kept JSONL records into a Parquet file (data-prep's record layout: `id`, `text`,
-/// `source`, `metadata` holding every other field as JSON), written atomically.
-fn jsonl_to_parquet(jsonl: &std::path::Path, fields: &FieldNames, out: &std::path::Path) -> Result<usize> {
-    use std::io::BufRead;
-    use infuse_data_prep::parquet::ParquetRecordWriter;
-    use infuse_data_prep::Record;
-    let mut writer = ParquetRecordWriter::create(out)?;
-    let file = std::fs::File::open(jsonl).with_context(|| format!("opening {}", jsonl.display()))?;
-    for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line = line?;
-        let mut obj: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(&line).with_context(|| format!("{}:{}", jsonl.display(), n + 1))?;
-        let text = match obj.remove(&fields.text) {
-            Some(serde_json::Value::String(t)) => t,
-            _ => bail!("{}:{}: no string field `{}`", jsonl.display(), n + 1, fields.text),
-        };
-        let id = match fields.id.as_ref().and_then(|f| obj.remove(f)) {
-            Some(serde_json::Value::String(s)) => s,
-            Some(other) => other.to_string(),
-            None => format!("{}", n + 1),
-        };
-        let mut record = Record::new(id, text, "dedup");
-        record.metadata = obj;
-        writer.write(&record)?;
-    }
-    Ok(writer.finish()?)
-}
-
-/// `infuse dedup` over Parquet input (and/or output): rows are streamed through a temporary JSONL
-/// file beside the output, so texts are never held in memory and the JSONL engine (streaming,
-/// byte-for-byte output, clusters, report) is used unchanged.
-fn run_parquet(args: &DedupArgs, config: &DedupConfig, files: Vec<PathBuf>) -> Result<()> {
-    let output = args.output.clone().context("--output is required")?;
-    let dir = output.parent().filter(|p| !p.as_os_str().is_empty()).map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let tmp = tempfile::Builder::new().prefix(".infuse-dedup-").tempdir_in(&dir).with_context(|| format!("temporary folder in {}", dir.display()))?;
-    let fields = args.fields();
-    let input_jsonl = tmp.path().join("input.jsonl");
-    let (rows, skipped) = parquet_to_jsonl(files, &fields, &input_jsonl)?;
-    let parquet_out = is_parquet(&output);
-    let kept = if parquet_out { tmp.path().join("kept.jsonl") } else { output.clone() };
-    let job = JsonlJob { input: input_jsonl, output: kept.clone(), fields: fields.clone(), clusters: args.clusters.clone(), report: args.report.clone() };
-    let report = dedup_jsonl(config, &job)?;
-    if parquet_out {
-        jsonl_to_parquet(&kept, &fields, &output)?;
-    }
-    tracing::info!(rows, skipped_rows = skipped, records_out = report.records_out, removed = report.records_removed, clusters = report.clusters, "dedup finished (Parquet)");
-    Ok(())
-}
-
 /// Runs `infuse dedup`.
 pub(crate) fn run(args: DedupArgs) -> Result<()> {
     if args.keep == KeepArg::Score && args.score_field.is_none() {
@@ -279,7 +198,11 @@ pub(crate) fn run(args: DedupArgs) -> Result<()> {
         if args.stage.is_some_and(|s| s != StageArg::All) {
             bail!("{}: sharded stages (--stage sign/merge) read JSONL; convert Parquet with `infuse prep` first", args.input.display());
         }
-        return run_parquet(&args, &config, files);
+        let output = args.output.clone().context("--output is required")?;
+        let job = ParquetDedupJob { inputs: files, output, fields: args.fields(), clusters: args.clusters.clone(), report: args.report.clone() };
+        let s = dedup_parquet(&config, &job)?;
+        tracing::info!(rows = s.rows, skipped_rows = s.skipped_rows, records_out = s.report.records_out, removed = s.report.records_removed, clusters = s.report.clusters, "dedup finished (Parquet)");
+        return Ok(());
     }
     if is_parquet(&args.output.clone().unwrap_or_default()) {
         let tmp = tempfile::NamedTempFile::new_in(args.output.as_ref().and_then(|o| o.parent()).filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new(".")))?;
