@@ -264,10 +264,14 @@ pub struct PrepConfig {
     /// Examples kept per removal reason in the report.
     #[serde(default = "default_examples")]
     pub report_examples: usize,
-    /// Also tokenize every input record in the clean stage, to report `tokens_in` per source
-    /// (tokens of the raw text, no BOS/EOS). Off by default: it costs one extra tokenization of
-    /// the whole input, about as much as the filter + PII + dedup pass. Needs `tokenizer`.
-    #[serde(default)]
+    /// Report `tokens_in` per source (needs `tokenizer`; `null` in the report without one):
+    /// tokens, without BOS/EOS, of every record read (removed ones included) measured on its
+    /// text after normalization (mojibake, line endings, NFC, control characters, whitespace:
+    /// the text the filters see), not on the raw bytes. Cheap: a record kept unchanged is
+    /// tokenized once, by the packing pass, whose count is shared; only records that are
+    /// removed (compliance, filters, dedup) or whose text a filter, the anonymizer or paragraph
+    /// dedup changes are tokenized one extra time. On by default.
+    #[serde(default = "default_true")]
     pub count_tokens_in: bool,
     /// Records processed per parallel batch (bounds memory).
     #[serde(default = "default_batch")]
@@ -310,6 +314,9 @@ fn default_seq_len() -> usize {
 fn default_seed() -> u64 {
     1234
 }
+fn default_true() -> bool {
+    true
+}
 fn default_examples() -> usize {
     3
 }
@@ -328,8 +335,9 @@ impl PrepConfig {
         serde_json::from_value(v).expect("defaults deserialize")
     }
 
-    /// Load a TOML (or `.json`) file and apply `key=value` overrides; relative paths in the file
-    /// are resolved against the file's directory.
+    /// Load a TOML, YAML (`.yaml`/`.yml`) or JSON (`.json`) file (see [`ConfigFormat::from_path`])
+    /// and apply `key=value` overrides; relative paths in the file are resolved against the
+    /// file's directory. Errors name the file (and, for syntax errors, the line).
     pub fn load(path: impl AsRef<Path>, overrides: &[String]) -> Result<Self> {
         let path = path.as_ref();
         let text =
@@ -362,7 +370,14 @@ impl PrepConfig {
                 let t: toml::Value = toml::from_str(text).map_err(|e| Error::Config(e.to_string()))?;
                 serde_json::to_value(t)?
             }
-            ConfigFormat::Yaml => serde_yaml_ng::from_str(text).map_err(|e| Error::Config(format!("YAML: {e}")))?,
+            ConfigFormat::Yaml => {
+                // `<<: *anchor` merge keys are applied first (otherwise `<<` would be rejected
+                // as an unknown key); the error names the line and column.
+                let mut y: serde_yaml_ng::Value =
+                    serde_yaml_ng::from_str(text).map_err(|e| Error::Config(format!("YAML: {e}")))?;
+                y.apply_merge().map_err(|e| Error::Config(format!("YAML: {e}")))?;
+                serde_json::to_value(y).map_err(|e| Error::Config(format!("YAML: {e}")))?
+            }
         };
         for o in overrides {
             apply_override(&mut value, o)?;
@@ -571,6 +586,90 @@ mod tests {
         assert!(err.to_string().contains("line"), "{err}");
         assert_eq!(ConfigFormat::from_path(Path::new("prep.YML")), ConfigFormat::Yaml);
         assert_eq!(ConfigFormat::from_path(Path::new("prep.toml")), ConfigFormat::Toml);
+    }
+
+    #[test]
+    fn yaml_file_matches_toml_file_and_errors_name_the_file() {
+        const TOML: &str = r#"
+output_dir = "out"
+tokenizer = "tok/tokenizer.json"
+seq_len = 1024
+seed = 5
+
+[dedup]
+threshold = 0.85
+paragraph = true
+
+[pii]
+names = ["Ann", "Bob"]
+
+[[sources]]
+name = "domain"
+paths = ["data/domain", "data/more"]
+weight = 0.7
+max_epochs = 3
+
+[[sources]]
+name = "general"
+kind = "text"
+paths = ["data/general"]
+weight = 0.3
+max_epochs = 3
+
+[mix]
+order = "icp"
+valid_fraction = 0.05
+"#;
+        // The same, written as a YAML user would (anchors and a merge key included).
+        const YAML: &str = "
+output_dir: out
+tokenizer: tok/tokenizer.json
+seq_len: 1024
+seed: 5
+dedup:
+  threshold: 0.85
+  paragraph: true
+pii:
+  names: [Ann, Bob]
+sources:
+  - &domain
+    name: domain
+    paths:
+      - data/domain
+      - data/more
+    weight: 0.7
+    max_epochs: 3
+  - <<: *domain
+    name: general
+    kind: text
+    paths: [data/general]
+    weight: 0.3
+mix:
+  order: icp
+  valid_fraction: 0.05
+";
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (t, y) = (dir.path().join("prep.toml"), dir.path().join("prep.yaml"));
+        std::fs::write(&t, TOML).expect("write");
+        std::fs::write(&y, YAML).expect("write");
+        let overrides = ["sources.1.weight=0.4".to_owned(), "mix.order=shuffle".to_owned()];
+        let from_toml = PrepConfig::load(&t, &overrides).expect("toml");
+        let from_yaml = PrepConfig::load(&y, &overrides).expect("yaml");
+        assert_eq!(from_yaml, from_toml);
+        assert_eq!(from_yaml.sources[1].weight, 0.4);
+        assert_eq!(from_yaml.sources[1].max_epochs, from_yaml.sources[0].max_epochs, "merge key applied");
+        assert_eq!(from_yaml.sources[1].paths, [dir.path().join("data/general")]);
+        assert!(from_yaml.dedup.paragraph && from_yaml.pii.names == ["Ann", "Bob"]);
+
+        let bad = dir.path().join("typo.yml");
+        std::fs::write(&bad, YAML.replace("  threshold: 0.85", "  treshold: 0.85")).expect("write");
+        let err = PrepConfig::load(&bad, &[]).expect_err("unknown key").to_string();
+        assert!(err.contains("treshold") && err.contains("typo.yml"), "{err}");
+        std::fs::write(&bad, "output_dir: out\nsources:\n  - name: a\n   paths: [x]\n").expect("write");
+        let err = PrepConfig::load(&bad, &[]).expect_err("syntax").to_string();
+        assert!(err.contains("typo.yml") && err.contains("line 4"), "{err}");
+        let err = PrepConfig::load(&y, &["mix.ordr=icp".to_owned()]).expect_err("override").to_string();
+        assert!(err.contains("ordr") && err.contains("prep.yaml"), "{err}");
     }
 
     const MIN: &str = r#"

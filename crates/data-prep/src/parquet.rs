@@ -49,7 +49,8 @@ pub struct ParquetReader {
     files: VecDeque<PathBuf>,
     opts: ParquetOptions,
     current: Option<(PathBuf, usize, usize)>, // path, rows, next row
-    pending: VecDeque<ReadItem>,
+    /// Decoded items with the 1-based row of each record (`None` for issues).
+    pending: VecDeque<(Option<u64>, ReadItem)>,
     global_row: u64,
 }
 
@@ -95,7 +96,47 @@ impl ParquetReader {
         reader.num_rows().map_err(|e| e.to_string())
     }
 
-    fn read_batch(&mut self, path: &Path, start: usize, len: usize) {
+    /// The next item, with the 1-based row (in its file) for a record and `None` for an issue
+    /// (issues carry their own row, if any). Lets a converter keep row numbers, e.g. a blank
+    /// line in place of each skipped row; the plain [`Iterator`] drops the row.
+    pub fn next_with_row(&mut self) -> Option<(Option<u64>, ReadItem)> {
+        loop {
+            if let Some(item) = self.pending.pop_front() {
+                return Some(item);
+            }
+            match self.current.take() {
+                None => {
+                    let path = self.files.pop_front()?;
+                    match Self::open(&path) {
+                        Ok(0) => {
+                            return Some((
+                                None,
+                                issue(&path, None, IssueKind::EmptyFile, None, "no rows in file".into()),
+                            ));
+                        }
+                        Ok(rows) => self.current = Some((path, rows, 0)),
+                        Err(e) => {
+                            return Some((None, issue(&path, None, IssueKind::Unreadable, None, e)));
+                        }
+                    }
+                }
+                Some((path, rows, next)) => {
+                    let len = self.opts.batch_rows.max(1).min(rows - next);
+                    let whole_file_bad = self.read_batch(&path, next, len);
+                    if whole_file_bad {
+                        // Every slice of the file would fail the same way: one issue per file.
+                        self.global_row += (rows - next - len) as u64;
+                    } else if next + len < rows {
+                        self.current = Some((path, rows, next + len));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Decode rows `start..start + len` into `pending`; `true` when the whole file is unusable
+    /// (the text column is missing).
+    fn read_batch(&mut self, path: &Path, start: usize, len: usize) -> bool {
         let df = File::open(path).map_err(|e| e.to_string()).and_then(|f| {
             polars::prelude::ParquetReader::new(f)
                 .with_slice(Some((start, len)))
@@ -105,30 +146,36 @@ impl ParquetReader {
         let df = match df {
             Ok(df) => df,
             Err(e) => {
-                self.pending.push_back(issue(
-                    path,
-                    Some(start as u64 + 1),
-                    IssueKind::Unreadable,
+                self.pending.push_back((
                     None,
-                    e,
+                    issue(
+                        path,
+                        Some(start as u64 + 1),
+                        IssueKind::Unreadable,
+                        None,
+                        format!("rows {}..={}: {e}", start + 1, start + len),
+                    ),
                 ));
                 self.global_row += len as u64;
-                return;
+                return false;
             }
         };
         let tf = self.opts.text_field.as_str();
         let text_col = match df.column(tf) {
             Ok(c) => c,
             Err(_) => {
-                self.pending.push_back(issue(
-                    path,
+                self.pending.push_back((
                     None,
-                    IssueKind::MissingField,
-                    Some(tf),
-                    "column is missing".into(),
+                    issue(
+                        path,
+                        None,
+                        IssueKind::MissingField,
+                        Some(tf),
+                        "column is missing".into(),
+                    ),
                 ));
                 self.global_row += len as u64;
-                return;
+                return true;
             }
         };
         let other: Vec<&Column> = df
@@ -147,44 +194,44 @@ impl ParquetReader {
                 Ok(AnyValue::String(s)) => s.to_owned(),
                 Ok(AnyValue::StringOwned(s)) => s.to_string(),
                 Ok(AnyValue::Null) => {
-                    self.pending.push_back(issue(
+                    self.pending.push_back((None, issue(
                         path,
                         Some(line),
                         IssueKind::MissingField,
                         Some(tf),
                         "text is null".into(),
-                    ));
+                    )));
                     continue;
                 }
                 Ok(other) => {
-                    self.pending.push_back(issue(
+                    self.pending.push_back((None, issue(
                         path,
                         Some(line),
                         IssueKind::WrongType,
                         Some(tf),
                         format!("expected a string, found {}", other.dtype()),
-                    ));
+                    )));
                     continue;
                 }
                 Err(e) => {
-                    self.pending.push_back(issue(
+                    self.pending.push_back((None, issue(
                         path,
                         Some(line),
                         IssueKind::Unreadable,
                         Some(tf),
                         e.to_string(),
-                    ));
+                    )));
                     continue;
                 }
             };
             if text.trim().is_empty() {
-                self.pending.push_back(issue(
+                self.pending.push_back((None, issue(
                     path,
                     Some(line),
                     IssueKind::EmptyText,
                     Some(tf),
                     "text is empty".into(),
-                ));
+                )));
                 continue;
             }
             let mut metadata = Map::new();
@@ -210,13 +257,17 @@ impl ParquetReader {
                 metadata.insert(name.to_owned(), value);
             }
             let id = id.unwrap_or_else(|| format!("{}:{line}", path.display()));
-            self.pending.push_back(ReadItem::Record(Record {
-                id,
-                text,
-                source: self.opts.source.clone(),
-                metadata,
-            }));
+            self.pending.push_back((
+                Some(line),
+                ReadItem::Record(Record {
+                    id,
+                    text,
+                    source: self.opts.source.clone(),
+                    metadata,
+                }),
+            ));
         }
+        false
     }
 }
 
@@ -252,36 +303,7 @@ impl Iterator for ParquetReader {
     type Item = ReadItem;
 
     fn next(&mut self) -> Option<ReadItem> {
-        loop {
-            if let Some(item) = self.pending.pop_front() {
-                return Some(item);
-            }
-            match self.current.take() {
-                None => {
-                    let path = self.files.pop_front()?;
-                    match Self::open(&path) {
-                        Ok(0) => {
-                            return Some(issue(
-                                &path,
-                                None,
-                                IssueKind::EmptyFile,
-                                None,
-                                "no rows in file".into(),
-                            ));
-                        }
-                        Ok(rows) => self.current = Some((path, rows, 0)),
-                        Err(e) => return Some(issue(&path, None, IssueKind::Unreadable, None, e)),
-                    }
-                }
-                Some((path, rows, next)) => {
-                    let len = self.opts.batch_rows.max(1).min(rows - next);
-                    self.read_batch(&path, next, len);
-                    if next + len < rows {
-                        self.current = Some((path, rows, next + len));
-                    }
-                }
-            }
-        }
+        self.next_with_row().map(|(_, item)| item)
     }
 }
 

@@ -51,6 +51,9 @@ const SPLIT_SALT: u64 = 0x5EED_0001;
 const SFT_SALT: u64 = 0x5EED_0002;
 const SHUFFLE_SALT: u64 = 0x5EED_0003;
 const SNIPPET_CHARS: usize = 240;
+/// Work-record marker (clean stage -> merge stage): this record's `tokens_in` was already
+/// counted by the clean stage (its text changed after normalization). Never in an output.
+const TOKENS_IN_COUNTED: &str = "__infuse_tokens_in_counted";
 
 /// Run `infuse prep`: the clean stage, the merge stage, or both (see [`Stage`]).
 pub fn run_prep(config: &PrepConfig) -> Result<PrepReport> {
@@ -133,19 +136,35 @@ struct CleanCtx<'a> {
     cfg: &'a PrepConfig,
     compliance: ComplianceChecker,
     anonymizer: Option<Anonymizer>,
+    /// Counts `tokens_in` (see [`PrepConfig::count_tokens_in`]).
+    counter: Option<Tokenizer>,
 }
 
 impl CleanCtx<'_> {
-    fn clean(&self, filters: &FilterChain, pii: bool, rec: Record) -> Cleaned {
+    /// Clean one record; also its contribution to `tokens_in` counted here: tokens of the
+    /// normalized text for a removed record or one whose text changes after normalization
+    /// (marked [`TOKENS_IN_COUNTED`]); 0 for one kept unchanged, counted by the merge stage.
+    fn clean(&self, filters: &FilterChain, pii: bool, rec: Record) -> Result<(Cleaned, u64)> {
         let bytes = rec.text.len() as u64;
         let text = normalize(&rec.text, &self.cfg.normalize);
         let normalized = text != rec.text;
-        let removed = |reason: &str, detail: String, text: &str| Cleaned::Removed {
-            id: rec.id.clone(),
-            reason: reason.to_owned(),
-            detail,
-            snippet: snippet(text, self.anonymizer.as_ref()),
-            bytes,
+        let count = |t: &str| -> Result<u64> {
+            Ok(match &self.counter {
+                Some(tok) => tok.encode(t)?.len() as u64,
+                None => 0,
+            })
+        };
+        let removed = |reason: &str, detail: String, shown: &str| -> Result<(Cleaned, u64)> {
+            Ok((
+                Cleaned::Removed {
+                    id: rec.id.clone(),
+                    reason: reason.to_owned(),
+                    detail,
+                    snippet: snippet(shown, self.anonymizer.as_ref()),
+                    bytes,
+                },
+                count(&text)?,
+            ))
         };
         if text.trim().is_empty() {
             return removed("empty_after_normalization", String::new(), &rec.text);
@@ -153,21 +172,36 @@ impl CleanCtx<'_> {
         if let Some(v) = self.compliance.check(&text, &rec.metadata) {
             return removed(v.reason, v.detail, &text);
         }
-        let (text, modified) = match filters.apply(&text) {
+        let (filtered, modified) = match filters.apply(&text) {
             Err(reason) => return removed(&reason, String::new(), &text),
-            Ok(Some(new)) => (new, true),
-            Ok(None) => (text, false),
+            Ok(Some(new)) => (Some(new), true),
+            Ok(None) => (None, false),
         };
-        let (text, counts) = match (&self.anonymizer, pii) {
-            (Some(a), true) => a.anonymize(&text),
-            _ => (text, PiiCounts::default()),
+        let (anonymized, counts) = match (&self.anonymizer, pii) {
+            (Some(a), true) => {
+                let (t, c) = a.anonymize(filtered.as_deref().unwrap_or(&text));
+                (Some(t), c)
+            }
+            _ => (None, PiiCounts::default()),
         };
-        Cleaned::Kept {
-            rec: Record { text, ..rec },
-            normalized,
-            modified,
-            pii: counts,
-        }
+        let mut rec = rec;
+        let changed = modified || anonymized.as_ref().is_some_and(|t| *t != text);
+        let tokens_in = if changed && self.counter.is_some() {
+            rec.metadata.insert(TOKENS_IN_COUNTED.into(), Value::Bool(true));
+            count(&text)?
+        } else {
+            0
+        };
+        rec.text = anonymized.or(filtered).unwrap_or(text);
+        Ok((
+            Cleaned::Kept {
+                rec,
+                normalized,
+                modified,
+                pii: counts,
+            },
+            tokens_in,
+        ))
     }
 }
 
@@ -260,29 +294,27 @@ pub fn clean_shard(cfg: &PrepConfig, shard: Shard) -> Result<PrepReport> {
     } else {
         None
     };
+    let counter = match (&cfg.tokenizer, cfg.count_tokens_in) {
+        (Some(p), true) => Some(Tokenizer::from_file(p)?),
+        _ => None,
+    };
+    let counting = counter.is_some();
     let ctx = CleanCtx {
         cfg,
         compliance: ComplianceChecker::new(&cfg.compliance)?,
         anonymizer,
+        counter,
     };
     let mut report = PrepReport {
         seed: cfg.seed,
         shards: shard.world_size,
         ..PrepReport::default()
     };
-    let counter = match (&cfg.tokenizer, cfg.count_tokens_in) {
-        (Some(p), true) => Some(Tokenizer::from_file(p)?),
-        (None, true) => {
-            tracing::warn!(target: "infuse_data_prep", "count_tokens_in needs a tokenizer; tokens in are not counted");
-            None
-        }
-        _ => None,
-    };
     for (idx, src) in cfg.sources.iter().enumerate() {
         let filters = cfg.filters.build(&src.filter_names())?;
         let mut sr = SourceReport {
             name: src.name.clone(),
-            tokens_in: counter.as_ref().map(|_| 0),
+            tokens_in: counting.then_some(0),
             ..SourceReport::default()
         };
         let out_path = clean_dir(cfg, idx, src).join(format!("{}.jsonl", shard.dir_name()));
@@ -290,18 +322,14 @@ pub fn clean_shard(cfg: &PrepConfig, shard: Shard) -> Result<PrepReport> {
         let mut batch: Vec<Record> = Vec::with_capacity(cfg.batch_size);
         let flush =
             |batch: &mut Vec<Record>, sr: &mut SourceReport, out: &mut JsonlWriter| -> Result<()> {
-                if let (Some(tok), Some(n)) = (counter.as_ref(), sr.tokens_in.as_mut()) {
-                    let counted: Vec<u64> = batch
-                        .par_iter()
-                        .map(|r| tok.encode(&r.text).map(|ids| ids.len() as u64))
-                        .collect::<std::result::Result<_, _>>()?;
-                    *n += counted.iter().sum::<u64>();
-                }
-                let results: Vec<Cleaned> = std::mem::take(batch)
+                let results: Vec<(Cleaned, u64)> = std::mem::take(batch)
                     .into_par_iter()
                     .map(|r| ctx.clean(&filters, src.pii, r))
-                    .collect();
-                for c in results {
+                    .collect::<Result<_>>()?;
+                for (c, tokens_in) in results {
+                    if let Some(n) = sr.tokens_in.as_mut() {
+                        *n += tokens_in;
+                    }
                     match c {
                         Cleaned::Kept {
                             rec,
@@ -413,13 +441,14 @@ fn load_partial_reports(cfg: &PrepConfig) -> Result<(usize, Vec<PrepReport>)> {
 }
 
 /// A re-read record after dedup: kept record, or the removal (id, detail, snippet, bytes); its
-/// tokens, ICP signature and curriculum score.
+/// tokens, ICP signature, curriculum score, and `tokens_in` counted here.
 type Merged = (
     Option<Record>,
     Option<(String, String, String, u64)>,
     Vec<u32>,
     Option<Vec<u32>>,
     f64,
+    u64,
 );
 
 /// Per-document facts kept in memory by the merge stage.
@@ -536,6 +565,10 @@ pub fn merge_shards(cfg: &PrepConfig) -> Result<PrepReport> {
         };
         let mut offset = 0u64;
         let sr = &mut report.sources[si];
+        // The clean stage counted `tokens_in` of removed and changed records; the rest (marked
+        // by the absence of TOKENS_IN_COUNTED) are counted here, from the tokenization that
+        // packing does anyway when the record is kept unchanged.
+        let counting = tok.is_some() && sr.tokens_in.is_some();
         for file in &files {
             let fidx = file_index.get(file).copied();
             let mut line_no = 0u64;
@@ -551,12 +584,25 @@ pub fn merge_shards(cfg: &PrepConfig) -> Result<PrepReport> {
                 |batch: &mut Vec<(u64, Record)>, sr: &mut SourceReport| -> Result<()> {
                     let items: Vec<Merged> = std::mem::take(batch)
                         .into_par_iter()
-                        .map(|(line, rec)| -> Result<_> {
-                            let (rec, dropped) = match (&decisions, fidx) {
+                        .map(|(line, mut rec)| -> Result<_> {
+                            let pending =
+                                counting && rec.metadata.remove(TOKENS_IN_COUNTED).is_none();
+                            // Tokens of the text as the clean stage left it (= normalized),
+                            // when dedup drops or edits it; unchanged texts are counted below.
+                            let count = |t: &str| -> Result<u64> {
+                                match (&tok, pending) {
+                                    (Some(tk), true) => Ok(tk.encode(t)?.len() as u64),
+                                    _ => Ok(0),
+                                }
+                            };
+                            let (rec, dropped, mut tokens_in) = match (&decisions, fidx) {
                                 (Some(d), Some(f)) => match d.apply(f, line, &rec.text) {
                                     Applied::Keep(t) => {
+                                        let edited = matches!(&t, std::borrow::Cow::Owned(o) if *o != rec.text);
                                         let t = t.into_owned();
-                                        (Some(Record { text: t, ..rec }), None)
+                                        let n = if edited { count(&rec.text)? } else { 0 };
+                                        let pending_here = pending && !edited;
+                                        ((Some(Record { text: t, ..rec }), pending_here), None, n)
                                     }
                                     Applied::Drop { duplicate_of } => {
                                         let detail = duplicate_of
@@ -564,19 +610,25 @@ pub fn merge_shards(cfg: &PrepConfig) -> Result<PrepReport> {
                                             .unwrap_or_default();
                                         let sn = snippet(&rec.text, anonymizer.as_ref());
                                         let bytes = rec.text.len() as u64;
-                                        (None, Some((rec.id, detail, sn, bytes)))
+                                        let n = count(&rec.text)?;
+                                        ((None, false), Some((rec.id, detail, sn, bytes)), n)
                                     }
                                 },
-                                _ => (Some(rec), None),
+                                _ => ((Some(rec), pending), None, 0),
                             };
+                            let (rec, count_kept) = rec;
                             let Some(rec) = rec else {
-                                return Ok((None, dropped, Vec::new(), None, 0.0));
+                                return Ok((None, dropped, Vec::new(), None, 0.0, tokens_in));
                             };
                             let ids = match &tok {
                                 Some(t) => {
-                                    let mut ids = Vec::new();
+                                    let body = t.encode(&rec.text)?;
+                                    if count_kept {
+                                        tokens_in += body.len() as u64;
+                                    }
+                                    let mut ids = Vec::with_capacity(body.len() + 2);
                                     ids.extend(bos);
-                                    ids.extend(t.encode(&rec.text)?);
+                                    ids.extend(body);
                                     ids.extend(eos);
                                     ids
                                 }
@@ -592,10 +644,13 @@ pub fn merge_shards(cfg: &PrepConfig) -> Result<PrepReport> {
                                 (None, Some(s)) => s.score(&rec.text),
                                 _ => 0.0,
                             };
-                            Ok((Some(rec), None, ids, sig, score))
+                            Ok((Some(rec), None, ids, sig, score, tokens_in))
                         })
                         .collect::<Result<_>>()?;
-                    for (rec, dropped, ids, sig, score) in items {
+                    for (rec, dropped, ids, sig, score, tokens_in) in items {
+                        if let Some(n) = sr.tokens_in.as_mut() {
+                            *n += tokens_in;
+                        }
                         if let Some((id, detail, sn, bytes)) = dropped {
                             sr.remove(
                                 "near_duplicate",
@@ -609,6 +664,7 @@ pub fn merge_shards(cfg: &PrepConfig) -> Result<PrepReport> {
                         }
                         let Some(mut rec) = rec else { continue };
                         rec.metadata.remove("source");
+                        rec.metadata.remove(TOKENS_IN_COUNTED);
                         sr.records_out += 1;
                         sr.bytes_out += rec.text.len() as u64;
                         writer.write(&rec)?;

@@ -80,8 +80,9 @@ pub struct SourceReport {
     pub records_in: u64,
     /// Text bytes of those records.
     pub bytes_in: u64,
-    /// Tokens of those records' raw text (no BOS/EOS), when `count_tokens_in` is on and a
-    /// tokenizer is configured; `None` otherwise.
+    /// Tokens of those records (no BOS/EOS), measured on their normalized text, removed
+    /// records included; `None` without a tokenizer or with `count_tokens_in = false` (see
+    /// [`crate::PrepConfig::count_tokens_in`]). `tokens_out` counts the final texts with BOS/EOS.
     #[serde(default)]
     pub tokens_in: Option<u64>,
     /// Bad input counted per kind (`malformed_json`, `invalid_utf8`, ...).

@@ -439,8 +439,8 @@ fn sharded_run_keeps_the_same_documents() {
     // order of documents inside the cleaned files differs (shard by shard).
     for (a, b) in one.sources.iter().zip(&report.sources) {
         assert_eq!(
-            (a.records_out, a.tokens_out, a.valid_documents, &a.pii),
-            (b.records_out, b.tokens_out, b.valid_documents, &b.pii),
+            (a.records_out, a.tokens_out, a.tokens_in, a.valid_documents, &a.pii),
+            (b.records_out, b.tokens_out, b.tokens_in, b.valid_documents, &b.pii),
             "{}",
             a.name
         );
@@ -606,13 +606,12 @@ fn llama3_tokenizer_masks_and_document_tokens() {
 }
 
 #[test]
-fn tokens_in_are_counted_per_source_when_asked() {
+fn tokens_in_are_counted_per_source() {
     let tmp = tempfile::tempdir().expect("tmp");
-    let mut cfg = config(tmp.path());
-    cfg.count_tokens_in = true;
+    let cfg = config(tmp.path());
     let report = run_prep(&cfg).expect("prep");
     let tok = Tokenizer::from_file(fixtures().join("tokenizer/tokenizer.json")).expect("tokenizer");
-    // The text source: one record per readable, non-empty file; tokens of the raw text.
+    // The text source: one record per readable, non-empty file; tokens of the normalized text.
     let mut expected = 0u64;
     for e in std::fs::read_dir(fixtures().join("general")).expect("dir") {
         let path = e.expect("entry").path();
@@ -620,6 +619,7 @@ fn tokens_in_are_counted_per_source_when_asked() {
             && !text.trim().is_empty()
             && !text.contains('\0')
         {
+            let text = infuse_data_prep::normalize::normalize(&text, &cfg.normalize);
             expected += tok.encode(&text).expect("encode").len() as u64;
         }
     }
@@ -627,15 +627,74 @@ fn tokens_in_are_counted_per_source_when_asked() {
     assert_eq!(general.tokens_in, Some(expected));
     for s in &report.sources {
         let tin = s.tokens_in.expect("counted for every source");
-        // Removed records count in, not out: minus BOS/EOS, the kept tokens are fewer.
+        // Removed records count in, not out (tokens_out has BOS + EOS per document).
         if s.removed_total() > 0 {
-            assert!(tin > s.tokens_out - 2 * s.records_out, "{}: {tin} in, {} out", s.name, s.tokens_out);
+            assert!(tin + 2 * s.records_out > s.tokens_out, "{}: {tin} in, {} out", s.name, s.tokens_out);
         }
     }
     let html = std::fs::read_to_string(tmp.path().join("report.html")).expect("html");
     assert!(html.contains("tokens in"));
-    // Off by default: absent, not zero.
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(tmp.path().join("report.json")).expect("json")).expect("json");
+    assert_eq!(json["sources"][1]["tokens_in"].as_u64(), Some(expected));
+    // Switched off, or without a tokenizer: null, not zero.
     let tmp2 = tempfile::tempdir().expect("tmp");
-    let report = run_prep(&config(tmp2.path())).expect("prep");
+    let mut off = config(tmp2.path());
+    off.count_tokens_in = false;
+    let report = run_prep(&off).expect("prep");
     assert!(report.sources.iter().all(|s| s.tokens_in.is_none()));
+}
+
+/// One JSONL source: a kept document, a too-short one (removed by the Gopher filter), a copy of
+/// the first (removed by dedup) and one with an e-mail address (kept, anonymized).
+fn tokens_in_run(dir: &Path, with_short: bool) -> (PrepReport, PrepConfig) {
+    let general = |name: &str| std::fs::read_to_string(fixtures().join("general").join(name)).expect("fixture");
+    let keep = general("00-river-mill.md");
+    let pii = general("01-old-bridge.md").replacen(". ", ". Write to anna.berg@example.org about it. ", 1);
+    let mut lines = vec![serde_json::json!({"id": "keep", "text": keep})];
+    if with_short {
+        lines.push(serde_json::json!({"id": "short", "text": "Buy now, cheap pills."}));
+    }
+    lines.push(serde_json::json!({"id": "copy", "text": keep}));
+    lines.push(serde_json::json!({"id": "pii", "text": pii}));
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).expect("dir");
+    let body: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    std::fs::write(data.join("docs.jsonl"), body).expect("write");
+    let toml = format!(
+        "output_dir = \"{out}\"\ntokenizer = \"{tok}\"\nseq_len = 64\n[mix]\nvalid_fraction = 0.0\n[[sources]]\nname = \"docs\"\npaths = [\"{data}\"]\n",
+        out = dir.join("out").display(),
+        tok = fixtures().join("tokenizer/tokenizer.json").display(),
+        data = data.display()
+    );
+    let cfg = PrepConfig::from_str_with(&toml, false, &[]).expect("config");
+    (run_prep(&cfg).expect("prep"), cfg)
+}
+
+#[test]
+fn tokens_in_count_removed_records_and_the_text_before_changes() {
+    let tok = Tokenizer::from_file(fixtures().join("tokenizer/tokenizer.json")).expect("tokenizer");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (report, cfg) = tokens_in_run(tmp.path(), true);
+    let s = source(&report, "docs");
+    assert_eq!(s.records_in, 4);
+    assert_eq!(s.records_out, 2, "{:?}", s.removed.keys().collect::<Vec<_>>());
+    assert!(s.removed.contains_key("near_duplicate") && s.removed.len() == 2, "{:?}", s.removed.keys().collect::<Vec<_>>());
+    assert_eq!(s.pii.total(), 1);
+    let n = |t: &str| tok.encode(&infuse_data_prep::normalize::normalize(t, &cfg.normalize)).expect("encode").len() as u64;
+    let input = std::fs::read_to_string(tmp.path().join("data/docs.jsonl")).expect("input");
+    let expected: u64 = input.lines().map(|l| n(serde_json::from_str::<Value>(l).expect("json")["text"].as_str().expect("text"))).sum();
+    assert_eq!(s.tokens_in, Some(expected), "every record read, on its normalized text");
+    // tokens_out: the kept final texts (the anonymized one included) with BOS/EOS.
+    let out = read_jsonl(&tmp.path().join("out/clean/docs.jsonl"));
+    let specials = s.tokens_out - out.iter().map(|v| tok.encode(v["text"].as_str().expect("text")).expect("encode").len() as u64).sum::<u64>();
+    assert_eq!(specials % 2, 0);
+    assert!(s.tokens_in.expect("in") >= s.tokens_out, "{s:?}");
+    assert!(out.iter().all(|v| v.as_object().expect("object").keys().all(|k| !k.contains("infuse"))), "{out:?}");
+
+    // The record the filter removes counts in tokens_in and not in tokens_out.
+    let tmp2 = tempfile::tempdir().expect("tmp");
+    let (without, _) = tokens_in_run(tmp2.path(), false);
+    let w = source(&without, "docs");
+    assert_eq!(w.tokens_out, s.tokens_out);
+    assert_eq!(s.tokens_in.expect("in") - w.tokens_in.expect("in"), n("Buy now, cheap pills."));
 }

@@ -1,7 +1,8 @@
-//! `infuse dedup`: near-duplicate removal over JSONL (a file or a directory of them).
+//! `infuse dedup`: near-duplicate removal over JSONL and Parquet (a file or a directory).
 //!
 //! Parses the flags into an [`infuse_dedup_minhash::DedupConfig`] and a
-//! [`infuse_dedup_minhash::JsonlJob`] and calls the library. `--stage sign` / `--stage merge`
+//! [`infuse_dedup_minhash::JsonlJob`] and calls the library; when Parquet is read or written,
+//! [`infuse_data_prep::dedup::dedup_files`] feeds the same engine. `--stage sign` / `--stage merge`
 //! split the work across machines: every rank (from `RANK`/`WORLD_SIZE`, OpenMPI or Slurm
 //! variables, or `--rank`/`--world`) signs its share into `--signatures DIR`, then one process
 //! merges them and writes the outputs.
@@ -10,7 +11,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
-use infuse_data_prep::dedup::{ParquetDedupJob, dedup_parquet, jsonl_to_parquet};
+use infuse_data_prep::dedup::{FileDedupJob, dedup_files, dedup_input_files, is_parquet};
 use infuse_dedup_minhash::{
     DedupConfig, FieldNames, Granularity, JsonlJob, KeepRule, Method, Shingle, ShardSpec, dedup_jsonl, find_signature_files, merge_jsonl_shards,
     sign_jsonl_shard, signatures_file_name,
@@ -63,18 +64,20 @@ pub(crate) enum StageArg {
 /// `infuse dedup`: remove near-duplicate records (or paragraphs / lines) from JSONL or Parquet.
 #[derive(Args, Debug)]
 pub(crate) struct DedupArgs {
-    /// A JSONL file or a directory of *.jsonl / *.json / *.ndjson files (optionally .gz), or a
-    /// Parquet file or a directory of *.parquet files (every column besides text and id is kept).
+    /// A JSONL or Parquet (`.parquet`) file, or a directory whose *.jsonl / *.json / *.ndjson
+    /// (optionally .gz) and *.parquet files are read in path order (every field or column
+    /// besides text and id is kept).
     #[arg(long)]
     input: PathBuf,
     /// The deduplicated output: JSONL (gzip if it ends in .gz) or Parquet (`.parquet`, data-prep's
     /// record layout); not needed for `--stage sign`.
     #[arg(long, required_unless_present = "stage")]
     output: Option<PathBuf>,
-    /// Field holding the text.
+    /// Field (or Parquet column) holding the text.
     #[arg(long, default_value = "text")]
     text_field: String,
-    /// Field holding the record id (used in the clusters file; FILE:LINE when absent).
+    /// Field (or column) holding the record id (used in the clusters file; FILE:LINE or
+    /// FILE:ROW when absent; `--id-field ''` for none).
     #[arg(long, default_value = "id")]
     id_field: String,
     /// Jaccard similarity at or above which two units are duplicates.
@@ -168,25 +171,6 @@ impl DedupArgs {
     }
 }
 
-fn is_parquet(path: &std::path::Path) -> bool {
-    path.extension().is_some_and(|e| e.eq_ignore_ascii_case("parquet"))
-}
-
-/// Parquet inputs of `--input`: the file itself, or the `.parquet` files of a folder (sorted);
-/// `None` when the input is JSONL (a file or a folder without Parquet files).
-fn parquet_inputs(input: &std::path::Path) -> Result<Option<Vec<PathBuf>>> {
-    if input.is_dir() {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(input)
-            .with_context(|| format!("reading {}", input.display()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.is_file() && is_parquet(p))
-            .collect();
-        files.sort();
-        return Ok((!files.is_empty()).then_some(files));
-    }
-    Ok(is_parquet(input).then(|| vec![input.to_owned()]))
-}
-
 /// Runs `infuse dedup`.
 pub(crate) fn run(args: DedupArgs) -> Result<()> {
     if args.keep == KeepArg::Score && args.score_field.is_none() {
@@ -194,23 +178,29 @@ pub(crate) fn run(args: DedupArgs) -> Result<()> {
     }
     let config = args.config();
     config.validate()?;
-    if let Some(files) = parquet_inputs(&args.input)? {
+    let inputs = dedup_input_files(&args.input)?;
+    let parquet_out = args.output.as_deref().is_some_and(is_parquet);
+    if parquet_out || inputs.iter().any(|f| is_parquet(f)) {
         if args.stage.is_some_and(|s| s != StageArg::All) {
-            bail!("{}: sharded stages (--stage sign/merge) read JSONL; convert Parquet with `infuse prep` first", args.input.display());
+            bail!("{}: sharded stages (--stage sign/merge) read and write JSONL only; convert Parquet with `infuse prep` first", args.input.display());
         }
         let output = args.output.clone().context("--output is required")?;
-        let job = ParquetDedupJob { inputs: files, output, fields: args.fields(), clusters: args.clusters.clone(), report: args.report.clone() };
-        let s = dedup_parquet(&config, &job)?;
-        tracing::info!(rows = s.rows, skipped_rows = s.skipped_rows, records_out = s.report.records_out, removed = s.report.records_removed, clusters = s.report.clusters, "dedup finished (Parquet)");
-        return Ok(());
-    }
-    if is_parquet(&args.output.clone().unwrap_or_default()) {
-        let tmp = tempfile::NamedTempFile::new_in(args.output.as_ref().and_then(|o| o.parent()).filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new(".")))?;
-        let mut job = args.job()?;
-        let output = std::mem::replace(&mut job.output, tmp.path().to_owned());
-        let report = dedup_jsonl(&config, &job)?;
-        jsonl_to_parquet(tmp.path(), &args.fields(), &output)?;
-        tracing::info!(records_out = report.records_out, removed = report.records_removed, "dedup finished (Parquet output)");
+        let job = FileDedupJob { inputs, output, fields: args.fields(), clusters: args.clusters.clone(), report: args.report.clone() };
+        let s = dedup_files(&config, &job)?;
+        let report = &s.report;
+        tracing::info!(
+            records_in = report.records_in,
+            records_out = report.records_out,
+            removed = report.records_removed,
+            edited = report.records_edited,
+            clusters = report.clusters,
+            skipped = report.records_skipped,
+            parquet_rows = s.parquet_rows,
+            "dedup finished"
+        );
+        for k in report.skipped.iter().take(5) {
+            tracing::warn!(file = %k.file, line = k.line, reason = %k.reason, "skipped malformed record");
+        }
         return Ok(());
     }
     match args.stage.unwrap_or(StageArg::All) {
