@@ -35,6 +35,10 @@ enum Command {
     Train(cli::train::TrainArgs),
 }
 
+/// Huge pages for large blocks: training and inference on the CPU allocate gigabytes per step.
+#[global_allocator]
+static ALLOC: infuse::model::HugePageAlloc = infuse::model::HugePageAlloc;
+
 fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))

@@ -27,9 +27,12 @@
 //! # let _ = logprobs; Ok(()) }
 //! ```
 
+mod alloc;
 mod config;
 mod device;
 mod error;
+#[cfg(feature = "flex")]
+pub mod fused;
 pub mod gguf;
 mod gguf_tokenizer;
 mod loader;
@@ -39,6 +42,7 @@ mod rope;
 mod safetensors_io;
 mod weights;
 
+pub use alloc::HugePageAlloc;
 pub use burn;
 pub use config::{HfLlamaConfig, HfRopeScaling, LlamaConfig, RopeScaling, TokenIds};
 pub use device::{default_device, parse_device, parse_dtype};

@@ -15,6 +15,8 @@ use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 
 use crate::config::LlamaConfig;
+#[cfg(feature = "flex")]
+use crate::fused;
 use crate::rope::{Rope, apply_rotary};
 use crate::{Error, Result};
 
@@ -140,7 +142,13 @@ struct AttnMask {
 /// finite. Shapes: `q: [B, nh, T, hd]`, `k, v: [B, nh, S, hd]`, `bias: [B|1, 1, T, S]`.
 fn attention_autodiff(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: &Tensor<4>) -> Tensor<4> {
     let hd = q.dims()[3];
-    let scores = q.mul_scalar(1.0 / (hd as f64).sqrt()).matmul(k.swap_dims(2, 3)) + bias.clone().cast(v.dtype());
+    let scores = q.mul_scalar(1.0 / (hd as f64).sqrt()).matmul(k.swap_dims(2, 3));
+    #[cfg(feature = "flex")]
+    if fused::fused_f32(&scores) && fused::fused_f32(bias) {
+        // One multi-threaded pass forward (bias add + softmax) and one backward.
+        return fused::masked_softmax(scores, bias.clone()).matmul(v);
+    }
+    let scores = scores + bias.clone().cast(v.dtype());
     let max = scores.clone().max_dim(3).detach();
     let e = (scores - max).exp();
     let p = e.clone() / e.sum_dim(3);
@@ -159,11 +167,10 @@ impl Attention {
     ) -> Tensor<3> {
         let [b, t, _] = x.dims();
         let (nh, nkv, hd) = (self.num_heads, self.num_kv_heads, self.head_dim);
-        let q = self.q_proj.forward(x.clone()).reshape([b, t, nh, hd]).swap_dims(1, 2);
-        let k = self.k_proj.forward(x.clone()).reshape([b, t, nkv, hd]).swap_dims(1, 2);
+        let q = self.q_proj.forward(x.clone()).reshape([b, t, nh, hd]);
+        let k = self.k_proj.forward(x.clone()).reshape([b, t, nkv, hd]);
         let v = self.v_proj.forward(x).reshape([b, t, nkv, hd]).swap_dims(1, 2);
-        let q = apply_rotary(q, cos, sin);
-        let mut k = apply_rotary(k, cos, sin);
+        let (q, mut k) = rotate(q, k, cos, sin);
         let mut v = v;
         if let Some(slot) = cache {
             if let Some((pk, pv)) = slot.take() {
@@ -185,6 +192,27 @@ impl Attention {
     }
 }
 
+/// RoPE on `q: [B, T, nh, hd]` and `k: [B, T, nkv, hd]`, returned as `[B, heads, T, hd]`.
+fn rotate(q: Tensor<4>, k: Tensor<4>, cos: &Tensor<4>, sin: &Tensor<4>) -> (Tensor<4>, Tensor<4>) {
+    #[cfg(feature = "flex")]
+    if fused::fused_f32(&q) && fused::fused_f32(cos) {
+        // In the projection's own layout (contiguous), before the heads move forward.
+        let q = fused::rope(q, cos.clone(), sin.clone()).swap_dims(1, 2);
+        let k = fused::rope(k, cos.clone(), sin.clone()).swap_dims(1, 2);
+        return (q, k);
+    }
+    (apply_rotary(q.swap_dims(1, 2), cos, sin), apply_rotary(k.swap_dims(1, 2), cos, sin))
+}
+
+/// RMSNorm through the fused kernel where it applies (same formula as burn's `RmsNorm`).
+fn rms_norm(norm: &RmsNorm, x: Tensor<3>) -> Tensor<3> {
+    #[cfg(feature = "flex")]
+    if fused::fused_f32(&x) && norm.gamma.val().dtype() == DType::F32 {
+        return fused::rms_norm(x, norm.gamma.val(), norm.epsilon);
+    }
+    norm.forward(x)
+}
+
 /// `[B, kv, S, hd]` -> `[B, kv * n_rep, S, hd]` (each KV head repeated for its query group).
 fn repeat_kv(x: Tensor<4>, n_rep: usize) -> Tensor<4> {
     if n_rep == 1 {
@@ -196,8 +224,13 @@ fn repeat_kv(x: Tensor<4>, n_rep: usize) -> Tensor<4> {
 
 impl Mlp {
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let gate = silu(self.gate_proj.forward(x.clone()));
-        self.down_proj.forward(gate * self.up_proj.forward(x))
+        let gate = self.gate_proj.forward(x.clone());
+        let up = self.up_proj.forward(x);
+        #[cfg(feature = "flex")]
+        if fused::fused_f32(&gate) && fused::fused_f32(&up) {
+            return self.down_proj.forward(fused::swiglu(gate, up));
+        }
+        self.down_proj.forward(silu(gate) * up)
     }
 }
 
@@ -210,8 +243,8 @@ impl DecoderLayer {
         mask: &AttnMask,
         cache: Option<&mut Option<(Tensor<4>, Tensor<4>)>>,
     ) -> Tensor<3> {
-        let h = x.clone() + self.self_attn.forward(self.input_layernorm.forward(x), cos, sin, mask, cache);
-        h.clone() + self.mlp.forward(self.post_attention_layernorm.forward(h))
+        let h = x.clone() + self.self_attn.forward(rms_norm(&self.input_layernorm, x), cos, sin, mask, cache);
+        h.clone() + self.mlp.forward(rms_norm(&self.post_attention_layernorm, h))
     }
 }
 
@@ -282,7 +315,7 @@ impl Llama {
         if let Some(c) = cache {
             c.len += t;
         }
-        Ok(self.norm.forward(h))
+        Ok(rms_norm(&self.norm, h))
     }
 
     /// Logits `[B, T, vocab]` from hidden states.

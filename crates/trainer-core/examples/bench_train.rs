@@ -13,8 +13,12 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use infuse_llama_model::{LoadOptions, load_model};
+use infuse_llama_model::{HugePageAlloc, LoadOptions, load_model};
 use infuse_trainer_core::{InMemorySource, Recipe, SchedulerKind, Sequence, SplitMix64, Stage, StepTimings, TrainData, Trainer, memory_usage};
+
+/// As the `infuse` binary: huge pages for large blocks.
+#[global_allocator]
+static ALLOC: HugePageAlloc = HugePageAlloc;
 
 struct Args {
     model: String,
@@ -63,6 +67,7 @@ fn run(a: &Args, lora: bool) -> Result<(f64, StepTimings), Box<dyn std::error::E
     r.progress_bar = Some(false);
     r.sequence_len = a.seq;
     r.ce_chunk_size = a.ce_chunk;
+    r.cpu_micro_batch_shards = std::env::var("SHARDS").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
     if lora {
         r.adapter = Some("lora".into());
         r.lora_r = 8;

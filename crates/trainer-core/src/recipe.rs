@@ -209,6 +209,14 @@ pub struct Recipe {
     /// Rows per cross-entropy chunk (default: about 32M logits per chunk).
     #[serde(default)]
     pub ce_chunk_size: Option<usize>,
+    /// CPU backend only: split every micro-batch into this many shards whose forward and
+    /// backward passes run concurrently, one thread each, their gradients summed in shard order
+    /// (burn's CPU backend runs element-wise ops on one thread; a second shard keeps the other
+    /// cores busy meanwhile). `0` (default): `min(2, threads, micro_batch_size)`; `1`: off. Off
+    /// with LoRA dropout (masks come from one device RNG). Costs one extra set of gradients
+    /// per extra shard; the result equals the unsharded step up to float rounding.
+    #[serde(default)]
+    pub cpu_micro_batch_shards: usize,
 
     /// `lora` for LoRA; absent for a full fine-tune.
     #[serde(default, alias = "finetuning_type")]

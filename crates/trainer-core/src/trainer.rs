@@ -14,6 +14,7 @@ use infuse_llama_model::{
     ForwardOptions, HfLlamaConfig, Llama, LoadOptions, LoraConfig, PeftSaveOptions, SaveOptions, apply_lora, burn, load_model,
     load_peft_adapter, load_tokenizer, merge_lora, parse_device, parse_dtype, save_hf, save_peft_adapter, write_atomic,
 };
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{Batch, BatchOptions, DataPosition, DataStream, SequenceSource, make_batch};
@@ -364,21 +365,6 @@ impl Trainer {
         self.state.schedule.total_steps
     }
 
-    fn head(&self) -> (Head, &'static str, bool) {
-        match &self.model.lm_head {
-            Some(l) => {
-                let w = l.weight.val();
-                let trainable = w.is_require_grad();
-                (Head::Untied(w), "lm_head.weight", trainable)
-            }
-            None => {
-                let w = self.model.embed_tokens.weight.val();
-                let trainable = w.is_require_grad();
-                (Head::Tied(w), "embed_tokens.weight", trainable)
-            }
-        }
-    }
-
     fn hidden_rows(model: &Llama, batch: &Batch, device: &Device) -> Result<Tensor<2>> {
         let ids = Tensor::<2, Int>::from_data(TensorData::new(batch.input_ids.clone(), [batch.batch, batch.len]), device);
         let as_tensor = |v: &Vec<i64>| Tensor::<2, Int>::from_data(TensorData::new(v.clone(), [batch.batch, batch.len]), device);
@@ -401,9 +387,11 @@ impl Trainer {
         let k = self.state.step;
         let lr = self.state.schedule.lr(k);
         let mut batches = Vec::with_capacity(self.recipe.gradient_accumulation_steps);
+        let mut micro_seqs = Vec::with_capacity(self.recipe.gradient_accumulation_steps);
         for _ in 0..self.recipe.gradient_accumulation_steps {
             let seqs: Vec<_> = (0..self.recipe.micro_batch_size).map(|_| self.stream.next_sequence()).collect::<Result<_>>()?;
             batches.push(make_batch(&seqs, &self.batch_options));
+            micro_seqs.push(seqs);
         }
         let mut timings = StepTimings { data_s: t0.elapsed().as_secs_f64(), ..StepTimings::default() };
         let vocab = self.model.config().vocab_size;
@@ -419,46 +407,71 @@ impl Trainer {
             });
         }
         let weight = 1.0 / total_targets as f64;
-        let (_, head_path, head_trainable) = self.head();
+        let dropout = self.lora.as_ref().is_some_and(|l| l.dropout > 0.0);
+        let shards = self.micro_batch_shards(dropout);
+        let ce_chunk = self.recipe.ce_chunk_size;
         let mut grads: BTreeMap<String, Tensor<1>> = BTreeMap::new();
         let mut nll_sum = 0.0;
-        let dropout = self.lora.as_ref().is_some_and(|l| l.dropout > 0.0);
         for (mi, batch) in batches.iter().enumerate() {
             if dropout {
                 self.device.seed(hash64(&[self.recipe.seed, k, mi as u64]));
             }
-            let model_device = self.model.device();
-            let t = Instant::now();
-            let rows = Self::hidden_rows(&self.model, batch, &model_device)?;
-            timings.forward_s += t.elapsed().as_secs_f64();
-            let t = Instant::now();
-            let (head, _, _) = self.head();
-            let ce = chunked_cross_entropy(
-                rows,
-                &head,
-                &batch.targets,
-                &CeOptions { weight, chunk_rows: self.recipe.ce_chunk_size, grad_hidden: true, grad_head: head_trainable, host_kernels: true },
-            )?;
-            if !ce.nll_sum.is_finite() {
-                return Err(self.non_finite("loss", ce.nll_sum / ce.count.max(1) as f64, k + 1));
+            let out = if shards <= 1 || batch.batch < 2 {
+                micro_batch(&self.model, batch, weight, ce_chunk)?
+            } else {
+                // Shards of the micro-batch run concurrently, each on its own copy of the
+                // trainable leaves (separate autodiff graphs, no shared lock); their gradients
+                // are summed in shard order, so the result does not depend on thread timing.
+                let t = Instant::now();
+                // As even as possible: 4 sequences in 3 shards are 2 + 1 + 1.
+                let seqs = &micro_seqs[mi];
+                let (n, k) = (seqs.len(), shards.min(seqs.len()));
+                let mut parts = Vec::with_capacity(k);
+                let mut start = 0;
+                for i in 0..k {
+                    let len = n / k + usize::from(i < n % k);
+                    parts.push(make_batch(&seqs[start..start + len], &self.batch_options));
+                    start += len;
+                }
+                let model = &self.model;
+                let outs: Vec<Result<UnitOutput>> = parts.par_iter().map(|b| micro_batch(&fork_trainable(model), b, weight, ce_chunk)).collect();
+                let mut merged: Option<UnitOutput> = None;
+                for o in outs {
+                    let o = o?;
+                    merged = Some(match merged {
+                        None => o,
+                        Some(mut m) => {
+                            m.nll_sum += o.nll_sum;
+                            m.count += o.count;
+                            m.timings.forward_s += o.timings.forward_s;
+                            m.timings.loss_s += o.timings.loss_s;
+                            m.timings.backward_s += o.timings.backward_s;
+                            add_grads(&mut m.grads, o.grads);
+                            m
+                        }
+                    });
+                }
+                let mut m = merged.expect("at least one shard");
+                // Report wall time, split in the proportions the shards measured.
+                let busy = m.timings.forward_s + m.timings.loss_s + m.timings.backward_s;
+                let scale = if busy > 0.0 { t.elapsed().as_secs_f64() / busy } else { 0.0 };
+                m.timings.forward_s *= scale;
+                m.timings.loss_s *= scale;
+                m.timings.backward_s *= scale;
+                m
+            };
+            if !out.nll_sum.is_finite() {
+                return Err(self.non_finite("loss", out.nll_sum / out.count.max(1) as f64, k + 1));
             }
-            nll_sum += ce.nll_sum;
-            timings.loss_s += t.elapsed().as_secs_f64();
-            let t = Instant::now();
-            if let Some(s) = ce.surrogate {
-                let mut g = s.backward();
-                accumulate_grads(&self.model, &mut g, &mut grads);
+            nll_sum += out.nll_sum;
+            timings.forward_s += out.timings.forward_s;
+            timings.loss_s += out.timings.loss_s;
+            timings.backward_s += out.timings.backward_s;
+            if grads.is_empty() {
+                grads = out.grads;
+            } else {
+                add_grads(&mut grads, out.grads);
             }
-            if let Some(hg) = ce.head_grad {
-                let n = hg.shape().num_elements();
-                let hg = hg.reshape([n]);
-                let merged = match grads.remove(head_path) {
-                    Some(prev) => prev + hg,
-                    None => hg,
-                };
-                grads.insert(head_path.to_owned(), merged);
-            }
-            timings.backward_s += t.elapsed().as_secs_f64();
         }
         let t = Instant::now();
         let loss = nll_sum / total_targets as f64;
@@ -493,6 +506,18 @@ impl Trainer {
         self.losses.push(loss);
         tracing::debug!(step = m.step, loss, lr, grad_norm, tokens_per_s = m.tokens_per_s, "step");
         Ok(m)
+    }
+
+    /// Shards per micro-batch (see [`Recipe::cpu_micro_batch_shards`]).
+    fn micro_batch_shards(&self, dropout: bool) -> usize {
+        if !crate::loss::is_host(&self.device) || dropout {
+            return 1;
+        }
+        match self.recipe.cpu_micro_batch_shards {
+            0 => rayon::current_num_threads().min(2),
+            n => n,
+        }
+        .clamp(1, self.recipe.micro_batch_size)
     }
 
     fn non_finite(&self, what: &str, value: f64, step: u64) -> Error {
@@ -751,6 +776,98 @@ impl Trainer {
 }
 
 /// A model with the adapters removed (base weights kept).
+/// What one micro-batch (or shard of one) contributes to an optimizer step.
+struct UnitOutput {
+    nll_sum: f64,
+    count: usize,
+    grads: BTreeMap<String, Tensor<1>>,
+    timings: StepTimings,
+}
+
+/// The LM head of `model` as the loss sees it, its parameter path, and whether it is trained.
+fn head_of(model: &Llama) -> (Head, &'static str, bool) {
+    match &model.lm_head {
+        Some(l) => {
+            let w = l.weight.val();
+            let trainable = w.is_require_grad();
+            (Head::Untied(w), "lm_head.weight", trainable)
+        }
+        None => {
+            let w = model.embed_tokens.weight.val();
+            let trainable = w.is_require_grad();
+            (Head::Tied(w), "embed_tokens.weight", trainable)
+        }
+    }
+}
+
+/// Forward, chunked cross-entropy (weighted by `weight`) and backward of one batch; the
+/// gradients of every trainable parameter (flattened, f32, by path, the head's included).
+fn micro_batch(model: &Llama, batch: &Batch, weight: f64, ce_chunk: Option<usize>) -> Result<UnitOutput> {
+    let mut timings = StepTimings::default();
+    let t = Instant::now();
+    let rows = Trainer::hidden_rows(model, batch, &model.device())?;
+    timings.forward_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let (head, head_path, head_trainable) = head_of(model);
+    let ce = chunked_cross_entropy(
+        rows,
+        &head,
+        &batch.targets,
+        &CeOptions { weight, chunk_rows: ce_chunk, grad_hidden: true, grad_head: head_trainable, host_kernels: true },
+    )?;
+    timings.loss_s = t.elapsed().as_secs_f64();
+    let mut grads = BTreeMap::new();
+    if !ce.nll_sum.is_finite() {
+        return Ok(UnitOutput { nll_sum: ce.nll_sum, count: ce.count, grads, timings });
+    }
+    let t = Instant::now();
+    if let Some(s) = ce.surrogate {
+        let mut g = s.backward();
+        accumulate_grads(model, &mut g, &mut grads);
+    }
+    if let Some(hg) = ce.head_grad {
+        let n = hg.shape().num_elements();
+        let hg = hg.reshape([n]);
+        let merged = match grads.remove(head_path) {
+            Some(prev) => prev + hg,
+            None => hg,
+        };
+        grads.insert(head_path.to_owned(), merged);
+    }
+    timings.backward_s = t.elapsed().as_secs_f64();
+    Ok(UnitOutput { nll_sum: ce.nll_sum, count: ce.count, grads, timings })
+}
+
+/// `into += from`, parameter by parameter (in parallel: each sum is one element-wise op).
+fn add_grads(into: &mut BTreeMap<String, Tensor<1>>, mut from: BTreeMap<String, Tensor<1>>) {
+    let mut pairs: Vec<(String, Tensor<1>, Option<Tensor<1>>)> =
+        std::mem::take(into).into_iter().map(|(k, v)| { let o = from.remove(&k); (k, v, o) }).collect();
+    pairs.extend(from.into_iter().map(|(k, v)| (k, v, None)));
+    *into = pairs.into_par_iter().map(|(k, a, b)| (k, match b { Some(b) => a + b, None => a })).collect();
+}
+
+/// A copy of `model` whose trainable parameters are new autodiff leaves (same ids and values,
+/// no storage copied), so a forward/backward on it builds a graph of its own that never merges
+/// with another thread's.
+fn fork_trainable(model: &Llama) -> Llama {
+    struct Fork;
+    impl burn::module::ModuleMapper for Fork {
+        fn map_float<const D: usize>(&mut self, param: burn::module::Param<Tensor<D>>) -> burn::module::Param<Tensor<D>> {
+            let (id, value, mapper) = param.consume();
+            if !value.is_require_grad() {
+                return burn::module::Param::from_mapped_value(id, value, mapper);
+            }
+            let checkpointing = value.gradient_checkpointing_strategy();
+            let mut fresh = Tensor::from_inner(value.inner());
+            if let Some(strategy) = checkpointing {
+                fresh = fresh.with_gradient_checkpointing_strategy(strategy);
+            }
+            burn::module::Param::from_mapped_value(id, fresh.require_grad(), mapper)
+        }
+    }
+    model.clone().map(&mut Fork)
+}
+
 fn strip_lora(mut model: Llama) -> Llama {
     for l in &mut model.layers {
         for p in [&mut l.self_attn.q_proj, &mut l.self_attn.k_proj, &mut l.self_attn.v_proj, &mut l.self_attn.o_proj, &mut l.mlp.gate_proj, &mut l.mlp.up_proj, &mut l.mlp.down_proj] {
