@@ -213,6 +213,16 @@ impl Trainer {
         }
         let mut stream = DataStream::new(data.train.clone(), data.replay.clone(), recipe.seed, recipe.shuffle)?;
         let per_step = (recipe.micro_batch_size * recipe.gradient_accumulation_steps) as f64;
+        if (data.train.len() as f64) < per_step {
+            // Correct by the stream's definition (epochs wrap), but rarely what was meant: with
+            // sample packing a small dataset can pack into very few sequences.
+            tracing::warn!(
+                sequences = data.train.len(),
+                per_step,
+                source = %data.train.describe(),
+                "fewer training sequences than one optimizer step draws: every step repeats sequences (lower micro_batch_size or gradient_accumulation_steps)"
+            );
+        }
         let total_steps = if recipe.max_steps > 0 {
             recipe.max_steps as u64
         } else {
