@@ -6,9 +6,9 @@
 //! contiguous f32 rows, forward and backward, registered with burn's autodiff through a
 //! [`backend_extension`] trait: [`FusedOps`], implemented for `Flex` and `Autodiff<Flex>`.
 //!
-//! The model calls these only for f32 tensors on the flex device ([`fused_f32`]); everything
-//! else (CUDA, libtorch, bf16/f16) keeps the composed burn ops, whose results these match to
-//! float rounding (tests below compare values and gradients).
+//! The kernels run for f32 tensors on the flex device ([`fused_f32`]); for everything else (CUDA,
+//! libtorch, bf16/f16) the public functions here compute the same thing with composed burn ops.
+//! The kernels match those ops to float rounding (tests below compare values and gradients).
 //!
 //! Shapes:
 //! - [`FusedOps::masked_softmax`]: `x: [B, H, T, S]`, `bias: [B|1, 1, T, S]` (0 or -inf), softmax
@@ -51,23 +51,41 @@ pub fn fused_f32<const D: usize>(x: &Tensor<D>) -> bool {
     x.dtype() == DType::F32 && x.device().inner() == Device::flex()
 }
 
-/// `softmax(x + bias)` over the last dim (see [`FusedOps::masked_softmax`]).
+/// `softmax(x + bias)` over the last dim (see [`FusedOps::masked_softmax`]); composed burn ops
+/// where the kernel does not apply (see [`fused_f32`]).
 pub fn masked_softmax(x: Tensor<4>, bias: Tensor<4>) -> Tensor<4> {
+    if !(fused_f32(&x) && fused_f32(&bias)) {
+        let dtype = x.dtype();
+        return burn::tensor::activation::softmax(x + bias.cast(dtype), 3);
+    }
     Tensor::from_dispatch(<Dispatch as FusedOps>::masked_softmax(x.into_dispatch(), bias.into_dispatch()))
 }
 
-/// RMSNorm over the last dim (see [`FusedOps::rms_norm`]).
+/// RMSNorm over the last dim (see [`FusedOps::rms_norm`]); burn's formula where the kernel does
+/// not apply.
 pub fn rms_norm<const D: usize>(x: Tensor<D>, gamma: Tensor<1>, eps: f64) -> Tensor<D> {
+    if !(fused_f32(&x) && fused_f32(&gamma)) {
+        let dtype = x.dtype();
+        let rms = (x.clone().cast(DType::F32).square().mean_dim(D - 1) + eps).sqrt();
+        return (x / rms.cast(dtype)) * gamma.cast(dtype).unsqueeze();
+    }
     Tensor::from_dispatch(<Dispatch as FusedOps>::rms_norm(x.into_dispatch(), gamma.into_dispatch(), eps))
 }
 
-/// `silu(gate) * up` (see [`FusedOps::swiglu`]).
+/// `silu(gate) * up` (see [`FusedOps::swiglu`]); composed where the kernel does not apply.
 pub fn swiglu<const D: usize>(gate: Tensor<D>, up: Tensor<D>) -> Tensor<D> {
+    if !(fused_f32(&gate) && fused_f32(&up)) {
+        return burn::tensor::activation::silu(gate) * up;
+    }
     Tensor::from_dispatch(<Dispatch as FusedOps>::swiglu(gate.into_dispatch(), up.into_dispatch()))
 }
 
-/// Rotate-half RoPE on `x: [B, T, H, hd]` (see [`FusedOps::rope`]).
+/// Rotate-half RoPE on `x: [B, T, H, hd]` (see [`FusedOps::rope`]); composed where the kernel
+/// does not apply.
 pub fn rope(x: Tensor<4>, cos: Tensor<4>, sin: Tensor<4>) -> Tensor<4> {
+    if !(fused_f32(&x) && fused_f32(&cos) && fused_f32(&sin)) {
+        return crate::rope::apply_rotary(x.swap_dims(1, 2), &cos, &sin).swap_dims(1, 2);
+    }
     Tensor::from_dispatch(<Dispatch as FusedOps>::rope(x.into_dispatch(), cos.into_dispatch(), sin.into_dispatch()))
 }
 
@@ -500,9 +518,21 @@ mod tests {
     }
 
     #[test]
-    fn only_f32_on_flex_is_fused() {
+    fn only_f32_on_flex_is_fused_and_other_dtypes_fall_back() {
         assert!(fused_f32(&rand([2, 2])));
         assert!(fused_f32(&Tensor::<2>::zeros([2, 2], &Device::flex())));
         assert!(!fused_f32(&rand([2, 2]).cast(DType::BF16)));
+        // bf16 goes through the composed ops (and agrees with f32 to bf16 precision).
+        let (g, u) = (rand([3, 8]), rand([3, 8]));
+        let want = swiglu(g.clone(), u.clone());
+        let got = swiglu(g.cast(DType::BF16), u.cast(DType::BF16)).cast(DType::F32);
+        let diff = (got - want.clone()).abs().max().into_scalar::<f32>();
+        assert!(diff <= 0.02 * want.abs().max().into_scalar::<f32>().max(1.0), "bf16 swiglu off by {diff}");
+        let gamma = rand([8]);
+        let x = rand([3, 8]);
+        let want = rms_norm(x.clone(), gamma.clone(), 1e-5);
+        let got = rms_norm(x.cast(DType::BF16), gamma.cast(DType::BF16), 1e-5).cast(DType::F32);
+        let diff = (got - want.clone()).abs().max().into_scalar::<f32>();
+        assert!(diff <= 0.03 * want.abs().max().into_scalar::<f32>().max(1.0), "bf16 rms_norm off by {diff}");
     }
 }
