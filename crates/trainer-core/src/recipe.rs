@@ -48,8 +48,11 @@ pub enum SchedulerKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum DatasetType {
-    /// A token store written by `infuse prep` (a directory with `meta.json`).
+    /// When `type` is not given: a directory is a token store, a file is chat JSONL
+    /// ([`DatasetType::resolve`]).
     #[default]
+    Auto,
+    /// A token store written by `infuse prep` (a directory with `meta.json`).
     #[serde(alias = "tokens", alias = "token-store")]
     TokenStore,
     /// JSONL conversations (OpenAI `messages`, ShareGPT `conversations`, Alpaca), detected per
@@ -60,6 +63,18 @@ pub enum DatasetType {
     Alpaca,
     /// ShareGPT records (`conversations` with `from`/`value`).
     Sharegpt,
+}
+
+impl DatasetType {
+    /// The type to read `path` as: itself, or for [`DatasetType::Auto`] a token store when `path`
+    /// is a directory and chat JSONL (records detected one by one) otherwise.
+    pub fn resolve(self, path: &std::path::Path) -> DatasetType {
+        match self {
+            DatasetType::Auto if path.is_dir() => DatasetType::TokenStore,
+            DatasetType::Auto => DatasetType::Chat,
+            other => other,
+        }
+    }
 }
 
 /// One entry of `datasets`, `eval_datasets` or `replay_datasets`. Several datasets are read one
@@ -603,5 +618,22 @@ fn parse_value(raw: &str) -> toml::Value {
     match format!("v = {raw}").parse::<toml::Table>() {
         Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(raw.to_owned())),
         Err(_) => toml::Value::String(raw.to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dataset_type_defaults_to_the_path_kind() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let file = dir.path().join("chat.jsonl");
+        std::fs::write(&file, "{}\n").expect("write");
+        assert_eq!(DatasetType::Auto.resolve(dir.path()), DatasetType::TokenStore);
+        assert_eq!(DatasetType::Auto.resolve(&file), DatasetType::Chat);
+        assert_eq!(DatasetType::Alpaca.resolve(&file), DatasetType::Alpaca);
+        let spec: DatasetSpec = toml::from_str("path = \"x.jsonl\"").expect("spec");
+        assert_eq!(spec.kind, DatasetType::Auto);
     }
 }

@@ -58,11 +58,11 @@ pub type Result<T> = std::result::Result<T, Error>;
 fn open_stores(specs: &[DatasetSpec], what: &str, vocab: usize) -> Result<Option<Arc<dyn SequenceSource>>> {
     let mut parts: Vec<Arc<dyn SequenceSource>> = Vec::new();
     for d in specs {
-        if d.kind != DatasetType::TokenStore {
+        let kind = d.kind.resolve(&d.path);
+        if kind != DatasetType::TokenStore {
             return Err(Error::Recipe(format!(
-                "{what}: `{}` has type {:?}; CPT reads token stores written by `infuse prep`",
+                "{what}: `{}` is {kind:?} data; CPT reads token stores (directories) written by `infuse prep`",
                 d.path.display(),
-                d.kind
             )));
         }
         let src = TokenStoreSource::open(&d.path)?;

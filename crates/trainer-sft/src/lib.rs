@@ -13,7 +13,7 @@
 //! stage = "sft"
 //! base_model = "models/SmolLM2-135M-Instruct"
 //! output_dir = "runs/sft"
-//! datasets = [{ path = "data/chat.jsonl", type = "chat" }]
+//! datasets = [{ path = "data/chat.jsonl" }]   # a file: chat JSONL; a directory: an `infuse prep` token store; or set `type`
 //! val_set_size = 0.05
 //! sequence_len = 1024
 //! adapter = "lora"
@@ -155,8 +155,8 @@ fn sources(specs: &[DatasetSpec], what: &str, tokenizer: &Tokenizer, template: &
     let mut parts: Vec<Arc<dyn SequenceSource>> = Vec::new();
     let mut rendered: Vec<Sequence> = Vec::new();
     for d in specs {
-        let format = match d.kind {
-            DatasetType::TokenStore => {
+        let format = match d.kind.resolve(&d.path) {
+            DatasetType::TokenStore | DatasetType::Auto => {
                 let src = TokenStoreSource::open(&d.path)?;
                 if !src.store().meta().has_loss_mask {
                     tracing::warn!(path = %d.path.display(), "token store has no loss mask: every token is trained");
