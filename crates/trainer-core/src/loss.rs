@@ -92,7 +92,9 @@ fn host_softmax_xent(logits: Tensor<2>, targets: &[u32], vocab: usize, options: 
     let mut data = logits.into_data().try_into_vec::<f32>().map_err(|e| Error::Tensor(format!("{e:?}")))?;
     let grad = options.grad_hidden || options.grad_head;
     let w = options.weight as f32;
-    let nll: f64 = data
+    // Per-row values collected in row order, then summed in that order: a parallel `sum()`
+    // would depend on how rayon split the work (runs would differ in the last bits).
+    let rows: Vec<f64> = data
         .par_chunks_mut(vocab)
         .zip(targets.par_iter())
         .map(|(row, &y)| {
@@ -111,7 +113,8 @@ fn host_softmax_xent(logits: Tensor<2>, targets: &[u32], vocab: usize, options: 
             }
             sum.ln() - f64::from(target - max)
         })
-        .sum();
+        .collect();
+    let nll: f64 = rows.iter().sum();
     let d = grad.then(|| Tensor::<2>::from_data(TensorData::new(data, [c, vocab]), &device));
     Ok((nll, d))
 }
