@@ -281,6 +281,17 @@ impl FusedOps for Flex {
     }
 }
 
+/// Registers each parent's gradient (parents that do not require one are `None`).
+macro_rules! register_parents {
+    ($grads:expr, $parents:expr, [$($grad:expr),+]) => {
+        for (node, grad) in $parents.into_iter().zip([$($grad),+]) {
+            if let Some(node) = node {
+                $grads.register::<Flex>(node.id, grad);
+            }
+        }
+    };
+}
+
 #[derive(Debug)]
 struct SoftmaxBackward;
 
@@ -288,11 +299,8 @@ impl Backward<Flex, 1> for SoftmaxBackward {
     type State = FlexTensor;
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
-        let [node] = ops.parents;
         let dp = grads.consume::<Flex>(&ops.node);
-        if let Some(node) = node {
-            grads.register::<Flex>(node.id, kernels::softmax_backward(&ops.state, dp));
-        }
+        register_parents!(grads, ops.parents, [kernels::softmax_backward(&ops.state, dp)]);
     }
 }
 
@@ -303,16 +311,10 @@ impl Backward<Flex, 2> for RmsNormBackward {
     type State = (FlexTensor, FlexTensor, Vec<f32>);
 
     fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
-        let [node_x, node_g] = ops.parents;
         let dy = grads.consume::<Flex>(&ops.node);
         let (x, gamma, rstd) = ops.state;
         let (dx, dg) = kernels::rms_norm_backward(&x, &gamma, &rstd, dy);
-        if let Some(node) = node_x {
-            grads.register::<Flex>(node.id, dx);
-        }
-        if let Some(node) = node_g {
-            grads.register::<Flex>(node.id, dg);
-        }
+        register_parents!(grads, ops.parents, [dx, dg]);
     }
 }
 
@@ -323,16 +325,10 @@ impl Backward<Flex, 2> for SwigluBackward {
     type State = (FlexTensor, FlexTensor);
 
     fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
-        let [node_g, node_u] = ops.parents;
         let dy = grads.consume::<Flex>(&ops.node);
         let (gate, up) = ops.state;
         let (dg, du) = kernels::swiglu_backward(&gate, &up, dy);
-        if let Some(node) = node_g {
-            grads.register::<Flex>(node.id, dg);
-        }
-        if let Some(node) = node_u {
-            grads.register::<Flex>(node.id, du);
-        }
+        register_parents!(grads, ops.parents, [dg, du]);
     }
 }
 
@@ -343,63 +339,51 @@ impl Backward<Flex, 1> for RopeBackward {
     type State = (FlexTensor, FlexTensor);
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
-        let [node] = ops.parents;
         let dy = grads.consume::<Flex>(&ops.node);
-        if let Some(node) = node {
-            let (cos, sin) = &ops.state;
-            grads.register::<Flex>(node.id, kernels::rope(dy, cos, sin, -1.0));
-        }
+        let (cos, sin) = &ops.state;
+        register_parents!(grads, ops.parents, [kernels::rope(dy, cos, sin, -1.0)]);
     }
 }
 
+// Each op runs its forward kernel once; when autodiff tracks an input, the step keeps what its
+// backward needs.
 impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
     fn masked_softmax(x: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self> {
-        let bias = bias.into_primitive();
-        match SoftmaxBackward.prepare::<C>([x.node()]).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => {
-                let p = kernels::softmax(x.into_primitive(), bias);
-                prep.finish(p.clone(), p)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(kernels::softmax(x.into_primitive(), bias)),
+        let ops = SoftmaxBackward.prepare::<C>([x.node()]).compute_bound().stateful();
+        let p = kernels::softmax(x.into_primitive(), bias.into_primitive());
+        match ops {
+            OpsKind::Tracked(prep) => prep.finish(p.clone(), p),
+            OpsKind::UnTracked(prep) => prep.finish(p),
         }
     }
 
     fn rms_norm(x: FloatTensor<Self>, gamma: FloatTensor<Self>, eps: f64) -> FloatTensor<Self> {
-        match RmsNormBackward.prepare::<C>([x.node(), gamma.node()]).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => {
-                let (xp, gp) = (contiguous(x.into_primitive()), contiguous(gamma.into_primitive()));
-                let (y, rstd) = kernels::rms_norm(&xp, &gp, eps);
-                prep.finish((xp, gp, rstd), y)
-            }
-            OpsKind::UnTracked(prep) => {
-                let (xp, gp) = (contiguous(x.into_primitive()), contiguous(gamma.into_primitive()));
-                prep.finish(kernels::rms_norm(&xp, &gp, eps).0)
-            }
+        let ops = RmsNormBackward.prepare::<C>([x.node(), gamma.node()]).compute_bound().stateful();
+        let (x, gamma) = (contiguous(x.into_primitive()), contiguous(gamma.into_primitive()));
+        let (y, rstd) = kernels::rms_norm(&x, &gamma, eps);
+        match ops {
+            OpsKind::Tracked(prep) => prep.finish((x, gamma, rstd), y),
+            OpsKind::UnTracked(prep) => prep.finish(y),
         }
     }
 
     fn swiglu(gate: FloatTensor<Self>, up: FloatTensor<Self>) -> FloatTensor<Self> {
-        match SwigluBackward.prepare::<C>([gate.node(), up.node()]).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => {
-                let (g, u) = (contiguous(gate.into_primitive()), contiguous(up.into_primitive()));
-                let y = kernels::swiglu(&g, &u);
-                prep.finish((g, u), y)
-            }
-            OpsKind::UnTracked(prep) => {
-                let (g, u) = (contiguous(gate.into_primitive()), contiguous(up.into_primitive()));
-                prep.finish(kernels::swiglu(&g, &u))
-            }
+        let ops = SwigluBackward.prepare::<C>([gate.node(), up.node()]).compute_bound().stateful();
+        let (gate, up) = (contiguous(gate.into_primitive()), contiguous(up.into_primitive()));
+        let y = kernels::swiglu(&gate, &up);
+        match ops {
+            OpsKind::Tracked(prep) => prep.finish((gate, up), y),
+            OpsKind::UnTracked(prep) => prep.finish(y),
         }
     }
 
     fn rope(x: FloatTensor<Self>, cos: FloatTensor<Self>, sin: FloatTensor<Self>) -> FloatTensor<Self> {
-        let (c, s) = (contiguous(cos.into_primitive()), contiguous(sin.into_primitive()));
-        match RopeBackward.prepare::<C>([x.node()]).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => {
-                let y = kernels::rope(x.into_primitive(), &c, &s, 1.0);
-                prep.finish((c, s), y)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(kernels::rope(x.into_primitive(), &c, &s, 1.0)),
+        let ops = RopeBackward.prepare::<C>([x.node()]).compute_bound().stateful();
+        let (cos, sin) = (contiguous(cos.into_primitive()), contiguous(sin.into_primitive()));
+        let y = kernels::rope(x.into_primitive(), &cos, &sin, 1.0);
+        match ops {
+            OpsKind::Tracked(prep) => prep.finish((cos, sin), y),
+            OpsKind::UnTracked(prep) => prep.finish(y),
         }
     }
 }
