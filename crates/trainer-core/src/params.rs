@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::prelude::*;
-use burn::tensor::Gradients;
+use burn::tensor::{GradientCheckpointingStrategy, Gradients};
 use infuse_llama_model::{Llama, burn};
 
 /// A trainable parameter: its path, shape and current value (flattened, without autodiff).
@@ -120,18 +120,39 @@ impl ModuleMapper for Writer<'_> {
         let shape = old.shape();
         let dtype = old.dtype();
         drop(old);
-        let mut value: Tensor<D> = new.cast(dtype).reshape(shape);
-        if autodiff {
-            value = Tensor::from_inner(value);
-            if let Some(strategy) = checkpointing {
-                value = value.with_gradient_checkpointing_strategy(strategy);
-            }
-            if require_grad {
-                value = value.require_grad();
-            }
-        }
+        let value: Tensor<D> = new.cast(dtype).reshape(shape);
+        let value = if autodiff { autodiff_leaf(value, checkpointing, require_grad) } else { value };
         Param::from_mapped_value(id, value, mapper)
     }
+}
+
+/// `value` (without autodiff) as a new autodiff leaf: a node of its own, in no graph yet.
+fn autodiff_leaf<const D: usize>(value: Tensor<D>, checkpointing: Option<GradientCheckpointingStrategy>, require_grad: bool) -> Tensor<D> {
+    let mut leaf = Tensor::from_inner(value);
+    if let Some(strategy) = checkpointing {
+        leaf = leaf.with_gradient_checkpointing_strategy(strategy);
+    }
+    if require_grad { leaf.require_grad() } else { leaf }
+}
+
+struct Fork;
+
+impl ModuleMapper for Fork {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let (id, value, mapper) = param.consume();
+        if !value.is_require_grad() {
+            return Param::from_mapped_value(id, value, mapper);
+        }
+        let checkpointing = value.gradient_checkpointing_strategy();
+        Param::from_mapped_value(id, autodiff_leaf(value.inner(), checkpointing, true), mapper)
+    }
+}
+
+/// A copy of `model` whose trainable parameters are new autodiff leaves (same ids and values,
+/// no storage copied), so a forward/backward on it builds a graph of its own that never merges
+/// with another thread's.
+pub(crate) fn fork_trainable(model: &Llama) -> Llama {
+    model.clone().map(&mut Fork)
 }
 
 /// Replace parameter values by path (flattened, any dtype: cast to the parameter's dtype),

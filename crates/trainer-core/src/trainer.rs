@@ -21,7 +21,7 @@ use crate::data::{Batch, BatchOptions, DataPosition, DataStream, SequenceSource,
 use crate::loss::{CeOptions, Head, chunked_cross_entropy};
 use crate::metrics::{EvalMetrics, MetricsLine, MetricsWriter, StepMetrics, memory_usage, read_metrics};
 use crate::optim::{AdamW, AdamWConfig, clip_grad_norm};
-use crate::params::{accumulate_grads, collect_params};
+use crate::params::{accumulate_grads, collect_params, fork_trainable};
 use crate::recipe::{Bf16, Recipe, ResumeFrom};
 use crate::report::write_report;
 use crate::schedule::LrSchedule;
@@ -420,8 +420,7 @@ impl Trainer {
         let dropout = self.lora.as_ref().is_some_and(|l| l.dropout > 0.0);
         let shards = self.micro_batch_shards(dropout);
         let ce_chunk = self.recipe.ce_chunk_size;
-        let mut grads: BTreeMap<String, Tensor<1>> = BTreeMap::new();
-        let mut nll_sum = 0.0;
+        let mut total = UnitOutput::default();
         for (mi, batch) in batches.iter().enumerate() {
             if dropout {
                 self.device.seed(hash64(&[self.recipe.seed, k, mi as u64]));
@@ -445,23 +444,10 @@ impl Trainer {
                 }
                 let model = &self.model;
                 let outs: Vec<Result<UnitOutput>> = parts.par_iter().map(|b| micro_batch(&fork_trainable(model), b, weight, ce_chunk)).collect();
-                let mut merged: Option<UnitOutput> = None;
+                let mut m = UnitOutput::default();
                 for o in outs {
-                    let o = o?;
-                    merged = Some(match merged {
-                        None => o,
-                        Some(mut m) => {
-                            m.nll_sum += o.nll_sum;
-                            m.count += o.count;
-                            m.timings.forward_s += o.timings.forward_s;
-                            m.timings.loss_s += o.timings.loss_s;
-                            m.timings.backward_s += o.timings.backward_s;
-                            add_grads(&mut m.grads, o.grads);
-                            m
-                        }
-                    });
+                    m.absorb(o?);
                 }
-                let mut m = merged.expect("at least one shard");
                 // Report wall time, split in the proportions the shards measured.
                 let busy = m.timings.forward_s + m.timings.loss_s + m.timings.backward_s;
                 let scale = if busy > 0.0 { t.elapsed().as_secs_f64() / busy } else { 0.0 };
@@ -473,16 +459,12 @@ impl Trainer {
             if !out.nll_sum.is_finite() {
                 return Err(self.non_finite("loss", out.nll_sum / out.count.max(1) as f64, k + 1));
             }
-            nll_sum += out.nll_sum;
-            timings.forward_s += out.timings.forward_s;
-            timings.loss_s += out.timings.loss_s;
-            timings.backward_s += out.timings.backward_s;
-            if grads.is_empty() {
-                grads = out.grads;
-            } else {
-                add_grads(&mut grads, out.grads);
-            }
+            total.absorb(out);
         }
+        let UnitOutput { nll_sum, mut grads, timings: unit_timings, .. } = total;
+        timings.forward_s = unit_timings.forward_s;
+        timings.loss_s = unit_timings.loss_s;
+        timings.backward_s = unit_timings.backward_s;
         let t = Instant::now();
         let loss = nll_sum / total_targets as f64;
         let grad_norm = clip_grad_norm(&mut grads, self.recipe.max_grad_norm)?;
@@ -785,13 +767,25 @@ impl Trainer {
     }
 }
 
-/// A model with the adapters removed (base weights kept).
 /// What one micro-batch (or shard of one) contributes to an optimizer step.
+#[derive(Default)]
 struct UnitOutput {
     nll_sum: f64,
     count: usize,
     grads: BTreeMap<String, Tensor<1>>,
     timings: StepTimings,
+}
+
+impl UnitOutput {
+    /// Adds `other`'s loss, counts, times and gradients to these.
+    fn absorb(&mut self, other: UnitOutput) {
+        self.nll_sum += other.nll_sum;
+        self.count += other.count;
+        self.timings.forward_s += other.timings.forward_s;
+        self.timings.loss_s += other.timings.loss_s;
+        self.timings.backward_s += other.timings.backward_s;
+        add_grads(&mut self.grads, other.grads);
+    }
 }
 
 /// The LM head of `model` as the loss sees it, its parameter path, and whether it is trained.
@@ -856,28 +850,7 @@ fn add_grads(into: &mut BTreeMap<String, Tensor<1>>, mut from: BTreeMap<String, 
     *into = pairs.into_par_iter().map(|(k, a, b)| (k, match b { Some(b) => a + b, None => a })).collect();
 }
 
-/// A copy of `model` whose trainable parameters are new autodiff leaves (same ids and values,
-/// no storage copied), so a forward/backward on it builds a graph of its own that never merges
-/// with another thread's.
-fn fork_trainable(model: &Llama) -> Llama {
-    struct Fork;
-    impl burn::module::ModuleMapper for Fork {
-        fn map_float<const D: usize>(&mut self, param: burn::module::Param<Tensor<D>>) -> burn::module::Param<Tensor<D>> {
-            let (id, value, mapper) = param.consume();
-            if !value.is_require_grad() {
-                return burn::module::Param::from_mapped_value(id, value, mapper);
-            }
-            let checkpointing = value.gradient_checkpointing_strategy();
-            let mut fresh = Tensor::from_inner(value.inner());
-            if let Some(strategy) = checkpointing {
-                fresh = fresh.with_gradient_checkpointing_strategy(strategy);
-            }
-            burn::module::Param::from_mapped_value(id, fresh.require_grad(), mapper)
-        }
-    }
-    model.clone().map(&mut Fork)
-}
-
+/// A model with the adapters removed (base weights kept).
 fn strip_lora(mut model: Llama) -> Llama {
     for l in &mut model.layers {
         for p in [&mut l.self_attn.q_proj, &mut l.self_attn.k_proj, &mut l.self_attn.v_proj, &mut l.self_attn.o_proj, &mut l.mlp.gate_proj, &mut l.mlp.up_proj, &mut l.mlp.down_proj] {
