@@ -13,7 +13,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use infuse_data_prep::dedup::{FileDedupJob, dedup_files, dedup_input_files, is_parquet};
 use infuse_dedup_minhash::{
-    DedupConfig, FieldNames, Granularity, JsonlJob, KeepRule, Method, Shingle, ShardSpec, dedup_jsonl, find_signature_files, merge_jsonl_shards,
+    DedupConfig, DedupReport, FieldNames, Granularity, JsonlJob, KeepRule, Method, Shingle, ShardSpec, dedup_jsonl, find_signature_files, merge_jsonl_shards,
     sign_jsonl_shard, signatures_file_name,
 };
 
@@ -187,37 +187,13 @@ pub(crate) fn run(args: DedupArgs) -> Result<()> {
         let output = args.output.clone().context("--output is required")?;
         let job = FileDedupJob { inputs, output, fields: args.fields(), clusters: args.clusters.clone(), report: args.report.clone() };
         let s = dedup_files(&config, &job)?;
-        let report = &s.report;
-        tracing::info!(
-            records_in = report.records_in,
-            records_out = report.records_out,
-            removed = report.records_removed,
-            edited = report.records_edited,
-            clusters = report.clusters,
-            skipped = report.records_skipped,
-            parquet_rows = s.parquet_rows,
-            "dedup finished"
-        );
-        for k in report.skipped.iter().take(5) {
-            tracing::warn!(file = %k.file, line = k.line, reason = %k.reason, "skipped malformed record");
-        }
+        tracing::info!(parquet_rows = s.parquet_rows, "Parquet rows read");
+        log_report(&s.report);
         return Ok(());
     }
     match args.stage.unwrap_or(StageArg::All) {
         StageArg::All => {
-            let report = dedup_jsonl(&config, &args.job()?)?;
-            tracing::info!(
-                records_in = report.records_in,
-                records_out = report.records_out,
-                removed = report.records_removed,
-                edited = report.records_edited,
-                clusters = report.clusters,
-                skipped = report.records_skipped,
-                "dedup finished"
-            );
-            for s in report.skipped.iter().take(5) {
-                tracing::warn!(file = %s.file, line = s.line, reason = %s.reason, "skipped malformed record");
-            }
+            log_report(&dedup_jsonl(&config, &args.job()?)?);
         }
         StageArg::Sign => {
             let dir = args.signatures.clone().context("--stage sign needs --signatures DIR")?;
@@ -237,4 +213,20 @@ pub(crate) fn run(args: DedupArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The summary of a finished dedup run, and the first skipped records.
+fn log_report(report: &DedupReport) {
+    tracing::info!(
+        records_in = report.records_in,
+        records_out = report.records_out,
+        removed = report.records_removed,
+        edited = report.records_edited,
+        clusters = report.clusters,
+        skipped = report.records_skipped,
+        "dedup finished"
+    );
+    for s in report.skipped.iter().take(5) {
+        tracing::warn!(file = %s.file, line = s.line, reason = %s.reason, "skipped malformed record");
+    }
 }
