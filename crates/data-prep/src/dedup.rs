@@ -420,22 +420,10 @@ pub fn dedup_files(config: &DedupConfig, job: &FileDedupJob) -> Result<FileDedup
     } else {
         job.output.clone()
     };
-    let counts = infuse_dedup_minhash::write_jsonl(&source, &outcome, config.granularity, &kept)
+    infuse_dedup_minhash::write_jsonl_outputs(config, &source, &outcome, &kept, job.clusters.as_deref(), job.report.as_deref())
         .map_err(derr)?;
-    if counts.written != outcome.report.records_out {
-        return Err(Error::Dedup(format!(
-            "wrote {} records but expected {} (input changed during the run?)",
-            counts.written, outcome.report.records_out
-        )));
-    }
     if parquet_out {
         jsonl_to_parquet(&kept, &job.fields, &job.output)?;
-    }
-    if let Some(path) = &job.clusters {
-        infuse_dedup_minhash::write_clusters(path, &outcome.report.cluster_list).map_err(derr)?;
-    }
-    if let Some(path) = &job.report {
-        infuse_dedup_minhash::write_report(path, &outcome.report).map_err(derr)?;
     }
     Ok(FileDedupSummary {
         parquet_rows,

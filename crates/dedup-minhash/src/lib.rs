@@ -52,7 +52,7 @@ pub use minhash::{MERSENNE_61, MinHasher, estimate_jaccard, fmix32, fmix64, jacc
 pub use persist::ShardSummary;
 pub use pipeline::{
     InMemoryOutcome, JsonlJob, dedup_jsonl, dedup_records, dedup_source, find_signature_files, merge_jsonl_shards, merge_shards, sign_jsonl_shard,
-    sign_shard, signatures_file_name,
+    sign_shard, signatures_file_name, write_jsonl_outputs,
 };
 pub use report::{Cluster, ClusterMember, DedupReport, VerifiedPair, write_clusters, write_report};
 pub use shingle::Shingler;

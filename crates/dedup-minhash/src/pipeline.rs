@@ -161,7 +161,7 @@ impl JsonlJob {
 pub fn dedup_jsonl(config: &DedupConfig, job: &JsonlJob) -> Result<DedupReport> {
     let source = JsonlSource::open(&job.input, job.fields.clone())?;
     let outcome = dedup_source(config, &source)?;
-    write_jsonl_outputs(config, &source, &outcome, job)?;
+    write_jsonl_outputs(config, &source, &outcome, &job.output, job.clusters.as_deref(), job.report.as_deref())?;
     Ok(outcome.report)
 }
 
@@ -181,22 +181,29 @@ pub fn sign_jsonl_shard(config: &DedupConfig, input: &Path, fields: &FieldNames,
 pub fn merge_jsonl_shards(config: &DedupConfig, job: &JsonlJob, signature_files: &[PathBuf]) -> Result<DedupReport> {
     let source = JsonlSource::open(&job.input, job.fields.clone())?;
     let outcome = merge_shards(config, &source, signature_files)?;
-    write_jsonl_outputs(config, &source, &outcome, job)?;
+    write_jsonl_outputs(config, &source, &outcome, &job.output, job.clusters.as_deref(), job.report.as_deref())?;
     Ok(outcome.report)
 }
 
-fn write_jsonl_outputs(config: &DedupConfig, source: &JsonlSource, outcome: &DedupOutcome, job: &JsonlJob) -> Result<()> {
-    let counts = write_jsonl(source, outcome, config.granularity, &job.output)?;
+/// Writes what a JSONL dedup run produces from its `outcome`: the kept records to `output`
+/// (gzip when it ends in `.gz`, atomically), then, when given, the clusters file and the report.
+/// For callers that build the [`JsonlSource`] themselves (other formats converted to JSONL) and
+/// adjust the report before it is written.
+///
+/// # Errors
+/// I/O errors, and a record count that differs from the report's (the input changed).
+pub fn write_jsonl_outputs(config: &DedupConfig, source: &JsonlSource, outcome: &DedupOutcome, output: &Path, clusters: Option<&Path>, report: Option<&Path>) -> Result<()> {
+    let counts = write_jsonl(source, outcome, config.granularity, output)?;
     if counts.written != outcome.report.records_out {
         return Err(DedupError::Source(format!(
             "wrote {} records but expected {} (input changed during the run?)",
             counts.written, outcome.report.records_out
         )));
     }
-    if let Some(path) = &job.clusters {
+    if let Some(path) = clusters {
         write_clusters(path, &outcome.report.cluster_list)?;
     }
-    if let Some(path) = &job.report {
+    if let Some(path) = report {
         write_report(path, &outcome.report)?;
     }
     tracing::info!(
